@@ -1,0 +1,1 @@
+"""omni-bridge: agent (see DESIGN.md, Layout)."""

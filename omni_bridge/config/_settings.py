@@ -1,0 +1,146 @@
+"""Settings: every knob of omni-bridge, read once from the environment or a `.env` file.
+
+pydantic-settings does the parsing (it reads `.env` through python-dotenv), so each value is typed and
+validated before anything starts. Field names are the environment variable names in lower case
+(`omni_base_url` is `OMNI_BASE_URL`), which keeps the mapping obvious in error messages and docs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from omni_bridge.exceptions import ConfigError
+
+__all__ = ["ProtocolMode", "Settings", "load_settings"]
+
+ProtocolMode = Literal["auto", "legacy", "modern"]
+"""How MCP sessions to Omni negotiate: `auto` tries the 2026-07-28 protocol and falls back to the
+legacy `initialize` handshake; `legacy` and `modern` force one."""
+
+EngineName = Literal["auto", "claude", "omni"]
+
+
+class Settings(BaseSettings):
+    """The effective configuration. Build it with `load_settings()` to get readable errors."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    # --- Omni -------------------------------------------------------------------------------------
+    omni_base_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Omni instance, e.g. https://acme.omniapp.co. Unset: the embedded sandbox is used.",
+    )
+    omni_api_key: SecretStr | None = Field(
+        default=None, description="Omni organization API key (needed to act for embed users)."
+    )
+    omni_model_id: str | None = Field(default=None, description="Pin one Omni model (UUID); sent as X-MCP-Model-ID.")
+    omni_topic_name: str | None = Field(default=None, description="Pin one topic; sent as X-MCP-Topic-Name.")
+    omni_query_all_views: bool = Field(default=False, description="Send X-MCP-Query-All-Views: true.")
+    omni_mcp_path: str = Field(default="/mcp/https", description="Path of Omni's MCP endpoint.")
+    omni_mcp_protocol: ProtocolMode = Field(default="auto", description="MCP protocol mode: auto, legacy, modern.")
+    omni_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of one REST call to Omni.")
+    omni_tool_timeout_seconds: float = Field(default=120.0, gt=0, description="Deadline of one MCP tool call.")
+    omni_max_retries: int = Field(default=3, ge=0, le=10, description="Retries of a REST call on 429 and 5xx.")
+
+    # --- Anthropic --------------------------------------------------------------------------------
+    anthropic_api_key: SecretStr | None = Field(default=None, description="Claude API key; unset: the omni engine.")
+    anthropic_model: str = Field(default="claude-sonnet-5-5", min_length=1, description="Claude model name.")
+    anthropic_base_url: AnyHttpUrl | None = Field(default=None, description="Messages API base URL override.")
+    anthropic_max_tokens: int = Field(default=4096, ge=1, le=128_000, description="max_tokens of one Claude turn.")
+    anthropic_timeout_seconds: float = Field(default=120.0, gt=0, description="Timeout of one Claude request.")
+
+    # --- The bridge -------------------------------------------------------------------------------
+    bridge_engine: EngineName = Field(default="auto", description="auto (claude with a key, else omni), claude, omni.")
+    bridge_data_dir: Path = Field(
+        default=Path("~/.omni-bridge"), description="Where conversations and artifacts are stored."
+    )
+    bridge_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", description="Log level.")
+
+    @field_validator("omni_model_id")
+    @classmethod
+    def _model_id_is_uuid(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError("must be a model UUID (the segment after /models/ in the model IDE URL)") from None
+
+    @field_validator("omni_topic_name", "anthropic_api_key", "omni_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("omni_mcp_path")
+    @classmethod
+    def _path_starts_with_slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/', e.g. /mcp/https")
+        return value
+
+    @field_validator("bridge_data_dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("bridge_log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when no Omni instance is configured, so the embedded sandbox stands in for it."""
+        return self.omni_base_url is None
+
+    def effective_engine(self) -> Literal["claude", "omni"]:
+        """The engine that answers: `claude` needs an Anthropic key; `omni` needs nothing more."""
+        if self.bridge_engine == "auto":
+            return "claude" if self.anthropic_api_key is not None else "omni"
+        return self.bridge_engine
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(VARIABLE, value) pairs for display, with every secret masked."""
+        rows: list[tuple[str, str]] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                shown = "set (hidden)"
+            elif value is None:
+                shown = "(unset)"
+            else:
+                shown = str(value)
+            rows.append((name.upper(), shown))
+        return rows
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read the settings, turning validation errors into one `ConfigError` that names each variable.
+
+    Args:
+        env_file: the dotenv file to read (missing files are fine); `None` reads the environment only.
+        **overrides: values that win over the environment (used by the CLI and tests).
+
+    Raises:
+        ConfigError: a value is wrong; the message names the variable, what is wrong, and never the value
+            of a secret.
+    """
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]  # pydantic-settings init kwarg
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            problems.append(f"{variable}: {error['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""omni-bridge: integrations (see DESIGN.md, Layout)."""

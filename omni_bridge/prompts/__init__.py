@@ -1,0 +1,1 @@
+"""omni-bridge: prompts (see DESIGN.md, Layout)."""

@@ -1,0 +1,28 @@
+"""The Omni sandbox: a local Omni look-alike (MCP + REST) with demo data and row-level security.
+
+```python
+from omni_bridge.sandbox import Sandbox
+
+sandbox = Sandbox()
+async with sandbox.serve() as url:        # or: with sandbox.run_in_thread() as url:
+    ...                                   # MCP at f"{url}/mcp/https", REST under f"{url}/api"
+```
+
+What it does where Omni's documentation is silent is listed in `docs/sandbox-guesses.md`.
+"""
+
+from omni_bridge.sandbox._app import MCP_PATH, Sandbox, SandboxConfig
+from omni_bridge.sandbox._directory import DEMO_EMBED_USERS, embed_user_id
+from omni_bridge.sandbox._faults import Faults, Stats
+from omni_bridge.sandbox._jobs import sign_webhook
+
+__all__ = [
+    "DEMO_EMBED_USERS",
+    "MCP_PATH",
+    "Faults",
+    "Sandbox",
+    "SandboxConfig",
+    "Stats",
+    "embed_user_id",
+    "sign_webhook",
+]

@@ -1,0 +1,167 @@
+"""`Sandbox`: the Omni look-alike as one object, an ASGI app plus ways to put it on a port.
+
+Two ways to run it without a second terminal: `async with sandbox.serve() as url:` inside a running event
+loop, or `with sandbox.run_in_thread() as url:` from synchronous code such as a pytest session fixture
+(a server inside the test's own loop would stop whenever that loop does; sdk-notes §6).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from mcp.server import ServerRequestContext
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from omni_bridge._serving import serve_asgi, serve_asgi_in_thread
+from omni_bridge.sandbox._caller import Caller
+from omni_bridge.sandbox._dataset import DEFAULT_TODAY, build_database
+from omni_bridge.sandbox._directory import Directory
+from omni_bridge.sandbox._docs import DocsIndex
+from omni_bridge.sandbox._faults import Faults, Stats
+from omni_bridge.sandbox._gate import CALLER_STATE, McpGate, RateLimiter
+from omni_bridge.sandbox._jobs import JobEngine
+from omni_bridge.sandbox._mcp import CAPABILITIES, McpTools
+from omni_bridge.sandbox._rest import rest_routes
+
+__all__ = ["MCP_PATH", "Sandbox", "SandboxConfig"]
+
+MCP_PATH = "/mcp/https"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How a sandbox behaves. The keys are demo values, not secrets, but are still kept out of reprs."""
+
+    org_key: str = field(default="omni-sandbox-org-key", repr=False)
+    personal_token: str = field(default="omni-sandbox-personal-token", repr=False)
+    capabilities: frozenset[str] = frozenset(CAPABILITIES)
+    """Omni's MCP capability settings that are on. Omni ships `single_shot` off; the sandbox turns it on so
+    `getData` is there to try (pass `frozenset({"agentic", "docs_search"})` for Omni's defaults)."""
+    omni_agent_enabled: bool = True
+    """False: query and docs tools are listed but answer `403 Feature is not enabled`, as Omni does."""
+    today: date = DEFAULT_TODAY
+    job_step_seconds: float = 0.2
+    seed: int = 7
+    session_idle_timeout: float = 600.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.capabilities) - set(CAPABILITIES)
+        if unknown:
+            raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {list(CAPABILITIES)}")
+        if self.job_step_seconds < 0:
+            raise ValueError("job_step_seconds must not be negative")
+
+
+class Sandbox:
+    """A local Omni: MCP at `/mcp/https`, the REST API, demo data with row-level security."""
+
+    def __init__(self, config: SandboxConfig | None = None, *, host: str = "127.0.0.1") -> None:
+        self.config = config or SandboxConfig()
+        self.conn = build_database(seed=self.config.seed)
+        self.directory = Directory(org_key=self.config.org_key, personal_token=self.config.personal_token)
+        self.faults = Faults()
+        self.stats = Stats()
+        self.limiter = RateLimiter()
+        self.docs = DocsIndex()
+        self.jobs = JobEngine(self.conn, today=self.config.today, step_seconds=self.config.job_step_seconds)
+        self.tools = McpTools(
+            conn=self.conn,
+            jobs=self.jobs,
+            docs=self.docs,
+            faults=self.faults,
+            stats=self.stats,
+            today=self.config.today,
+            capabilities=self.config.capabilities,
+            omni_agent_enabled=self.config.omni_agent_enabled,
+            caller_of=_caller_of,
+        )
+        server = self.tools.server(middleware=[self._count_sessions])
+        security = None
+        if host not in LOOPBACK:
+            security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        mcp_app = server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            transport_security=security,
+            session_idle_timeout=self.config.session_idle_timeout,
+        )
+        self._gate = McpGate(
+            mcp_app, directory=self.directory, faults=self.faults, stats=self.stats, limiter=self.limiter
+        )
+        routes = [Route(MCP_PATH, endpoint=self._gate), *rest_routes(self)]
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            async with server.session_manager.run():  # required when the MCP app is mounted (pitfall 8)
+                try:
+                    yield
+                finally:
+                    await self.jobs.aclose()
+
+        self.app: ASGIApp = Starlette(routes=routes, lifespan=lifespan)
+        self.url: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Sandbox url={self.url!r} users={len(list(self.directory.all_users()))}>"
+
+    # --- knobs -------------------------------------------------------------------------------------------
+
+    def set_faults(self, **changes: Any) -> None:
+        """Change fault knobs by name (see `Faults`); unknown names or bad values raise `ValueError`."""
+        self.faults.update(**changes)
+
+    def fault_settings(self) -> dict[str, Any]:
+        return self.faults.as_dict()
+
+    def drop_sessions(self) -> int:
+        """Expire every legacy MCP session: clients get `Session not found` on their next request."""
+        return self._gate.drop_sessions()
+
+    async def _count_sessions(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        if ctx.method in ("initialize", "server/discover"):
+            self.stats.session_opened(_caller_of(ctx).user.id)
+        return await call_next(ctx)
+
+    # --- serving -----------------------------------------------------------------------------------------
+
+    def mcp_url(self) -> str:
+        if self.url is None:
+            raise RuntimeError("the sandbox is not serving; use serve() or run_in_thread() first")
+        return self.url + MCP_PATH
+
+    @contextlib.asynccontextmanager
+    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """Serve on the running loop; yields the base URL (`http://127.0.0.1:<port>`)."""
+        async with serve_asgi(self.app, host, port) as url:
+            self.url = url
+            try:
+                yield url
+            finally:
+                self.url = None
+
+    @contextlib.contextmanager
+    def run_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+        """Serve from a background thread with its own loop; yields the base URL."""
+        with serve_asgi_in_thread(self.app, host, port) as url:
+            self.url = url
+            try:
+                yield url
+            finally:
+                self.url = None
+
+
+def _caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
+    """The caller the HTTP gate admitted for this MCP request."""
+    request = ctx.request
+    caller = request.scope.get("state", {}).get(CALLER_STATE) if request is not None else None
+    if not isinstance(caller, Caller):
+        raise MCPError(-32000, "Unauthorized: the sandbox serves MCP over HTTP only, with an API key")
+    return caller

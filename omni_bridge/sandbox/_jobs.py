@@ -1,0 +1,381 @@
+"""AI Jobs, as Omni documents them (omni-api.md §2): submit, poll, fetch the result, cancel, webhooks.
+
+A job walks QUEUED → EXECUTING (with `progress`) → DELIVERING → COMPLETE, or ends FAILED or CANCELLED.
+Each step waits `step_seconds`, so clients see every state when they poll. One active job per
+conversation (a second gets 409). Terminal webhooks are signed like Omni's:
+`X-Omni-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">` with `X-Omni-Signature-Timestamp`.
+
+Guesses where Omni is silent (also listed in the sandbox docs): webhooks are sent for CANCELLED too, a
+FAILED payload carries `error`, progress payloads carry `progress`; the digest is hex; terminal webhooks
+are tried 3 times, progress ones once; a conversation id the server never issued is 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+import httpx2
+
+from omni_bridge.sandbox._answer import Answer, Scope, answer_question
+from omni_bridge.sandbox._directory import SandboxUser
+from omni_bridge.sandbox._errors import SandboxHTTPError
+from omni_bridge.sandbox._query import SandboxQueryError
+
+__all__ = ["Job", "JobEngine", "JobState", "sign_webhook"]
+
+logger = logging.getLogger(__name__)
+
+
+class JobState(StrEnum):
+    QUEUED = "QUEUED"
+    EXECUTING = "EXECUTING"
+    DELIVERING = "DELIVERING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED)
+
+
+def _iso(ts: float | None = None) -> str:
+    return datetime.fromtimestamp(ts if ts is not None else time.time(), UTC).isoformat(timespec="milliseconds")
+
+
+def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex>` of HMAC-SHA256 over `"<timestamp>.<body>"`, Omni's webhook signature."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+@dataclass
+class Job:
+    """One AI job. `webhook_secret` never appears in `repr` or in any answer."""
+
+    id: str
+    conversation_id: str
+    user_id: str
+    model_id: str | None
+    topic_name: str | None
+    prompt: str
+    branch_id: str | None
+    chat_url: str
+    base_url: str
+    scope: Scope
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_metadata: dict[str, Any] | None = None
+    progress_webhook: bool = False
+    state: JobState = JobState.QUEUED
+    created_at: str = field(default_factory=_iso)
+    updated_at: str = field(default_factory=_iso)
+    execution_started_at: str | None = None
+    completed_at: str | None = None
+    cancelled_at: str | None = None
+    cancelled_by: str | None = None
+    progress: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    cancel_requested_by: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        """The `GET /api/v1/ai/jobs/{jobId}` body: always-present fields plus the ones of this state."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "state": self.state.value,
+            "prompt": self.prompt,
+            "conversationId": self.conversation_id,
+            "modelId": self.model_id,
+            "branchId": self.branch_id,
+            "organizationId": ORGANIZATION_ID,
+            "userId": self.user_id,
+            "topicName": self.topic_name,
+            "omniChatUrl": self.chat_url,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+        if self.execution_started_at:
+            body["executionStartedAt"] = self.execution_started_at
+        if self.state is JobState.EXECUTING:
+            body["progress"] = self.progress
+        if self.state is JobState.COMPLETE and self.result is not None:
+            body["resultSummary"] = self.result["resultSummary"]
+        if self.state in (JobState.COMPLETE, JobState.FAILED):
+            body["completedAt"] = self.completed_at
+        if self.state is JobState.FAILED:
+            body["error"] = self.error
+        if self.state is JobState.CANCELLED:
+            body["cancelledAt"] = self.cancelled_at
+            body["cancelledBy"] = self.cancelled_by
+        return body
+
+    def touch(self) -> None:
+        self.updated_at = _iso()
+
+
+ORGANIZATION_ID = "0f0e0d0c-0b0a-4908-8706-050403020100"
+
+
+@dataclass
+class WebhookDelivery:
+    """A webhook the sandbox sent (kept for tests and `GET /sandbox/webhooks`)."""
+
+    url: str
+    event: str
+    status_code: int | None
+    error: str | None = None
+
+
+class JobEngine:
+    """Runs AI jobs on the server's event loop; all state lives in memory."""
+
+    def __init__(self, conn: sqlite3.Connection, *, today: date, step_seconds: float = 0.2) -> None:
+        self._conn = conn
+        self._today = today
+        self.step_seconds = step_seconds
+        self.jobs: dict[str, Job] = {}
+        self.conversations: dict[str, str] = {}  # conversation id → owner user id
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._http: httpx2.AsyncClient | None = None
+
+    # --- API ----------------------------------------------------------------------------------------
+
+    def create(
+        self,
+        user: SandboxUser,
+        *,
+        prompt: str,
+        scope: Scope,
+        base_url: str,
+        conversation_id: str | None = None,
+        branch_id: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_metadata: dict[str, Any] | None = None,
+        progress_webhook: bool = False,
+    ) -> Job:
+        """Submit a job and start it. Raises `SandboxHTTPError` (404 conversation, 409 active job)."""
+        if conversation_id is None:
+            conversation_id = str(uuid.uuid4())
+            self.conversations[conversation_id] = user.id
+        elif self.conversations.get(conversation_id) != user.id:
+            raise SandboxHTTPError(404, f"Conversation {conversation_id} not found")
+        elif any(j.conversation_id == conversation_id and not j.state.terminal for j in self.jobs.values()):
+            raise SandboxHTTPError(409, "An active job already exists for this conversation")
+        job = Job(
+            id=str(uuid.uuid4()),
+            conversation_id=conversation_id,
+            user_id=user.id,
+            model_id=scope.model_id,
+            topic_name=scope.topic_name,
+            prompt=prompt,
+            branch_id=branch_id,
+            chat_url=f"{base_url.rstrip('/')}/chat/{conversation_id}",
+            base_url=base_url,
+            scope=scope,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            webhook_metadata=webhook_metadata,
+            progress_webhook=progress_webhook,
+        )
+        self.jobs[job.id] = job
+        task = asyncio.get_running_loop().create_task(self._run(job, user))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    def get(self, job_id: str, user: SandboxUser, *, is_admin_key: bool) -> Job:
+        """A job the caller may see: its owner's, or any with an org key. Others are 404, like Omni."""
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            raise SandboxHTTPError(400, f"Bad Request: jobId must be a UUID, got {job_id[:64]!r}") from None
+        job = self.jobs.get(job_id)
+        if job is None or (job.user_id != user.id and not is_admin_key):
+            raise SandboxHTTPError(404, f"Job {job_id} not found")
+        return job
+
+    def cancel(self, job: Job, by: SandboxUser) -> Job:
+        """Cancel: QUEUED at once, EXECUTING after its current iteration; idempotent once terminal."""
+        if job.state.terminal:
+            return job
+        if job.state is JobState.DELIVERING:
+            raise SandboxHTTPError(400, "Job is not in a cancellable state")
+        if job.state is JobState.QUEUED:
+            self._finish_cancelled(job, by.id)
+        else:
+            job.cancel_requested_by = by.id
+        return job
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+
+    # --- the job's life -----------------------------------------------------------------------------
+
+    async def _run(self, job: Job, user: SandboxUser) -> None:
+        await asyncio.sleep(self.step_seconds)
+        if job.state.terminal:  # cancelled while queued
+            await self._notify_terminal(job)
+            return
+        job.state = JobState.EXECUTING
+        job.execution_started_at = _iso()
+        answer: Answer | None = None
+        steps = ["Choosing a topic for the question", "Generating a query", "Running the query"]
+        for iteration, message in enumerate(steps, start=1):
+            if job.cancel_requested_by:
+                self._finish_cancelled(job, job.cancel_requested_by)
+                await self._notify_terminal(job)
+                return
+            job.progress = {"iteration": iteration, "message": message, "updatedAt": _iso()}
+            job.touch()
+            await self._notify_progress(job)
+            await asyncio.sleep(self.step_seconds)
+        try:
+            answer = answer_question(
+                self._conn,
+                user,
+                job.prompt,
+                scope=job.scope,
+                base_url=job.base_url,
+                today=self._today,
+                topic_name=job.topic_name,
+            )
+        except (SandboxQueryError, SandboxHTTPError) as exc:
+            self._finish_failed(job, exc)
+        else:
+            if job.cancel_requested_by:
+                self._finish_cancelled(job, job.cancel_requested_by)
+            else:
+                job.progress = {
+                    "iteration": 4,
+                    "message": f"Query returned {len(answer.result.rows)} rows",
+                    "updatedAt": _iso(),
+                }
+                await self._notify_progress(job)
+                job.state = JobState.DELIVERING
+                job.touch()
+                await asyncio.sleep(self.step_seconds / 2)
+                job.result = _job_result(job, answer)
+                job.state = JobState.COMPLETE
+                job.completed_at = _iso()
+                job.touch()
+        await self._notify_terminal(job)
+
+    def _finish_cancelled(self, job: Job, by: str) -> None:
+        job.state = JobState.CANCELLED
+        job.cancelled_at = _iso()
+        job.cancelled_by = by
+        job.touch()
+
+    def _finish_failed(self, job: Job, exc: SandboxQueryError | SandboxHTTPError) -> None:
+        detail = exc.detail if isinstance(exc, SandboxHTTPError) else str(exc)
+        code = "QUERY_GENERATION_ERROR" if isinstance(exc, SandboxQueryError) else "REQUEST_ERROR"
+        job.state = JobState.FAILED
+        job.error = {"message": detail.split("\n")[0], "code": code, "detail": detail}
+        job.completed_at = _iso()
+        job.touch()
+
+    # --- webhooks -----------------------------------------------------------------------------------
+
+    async def _notify_progress(self, job: Job) -> None:
+        if job.webhook_url and job.progress_webhook:
+            payload = {
+                "event_id": _event_id(job, "PROGRESS"),
+                "jobId": job.id,
+                "status": job.state.value,
+                "progress": job.progress,
+                "metadata": job.webhook_metadata,
+            }
+            await self._deliver(job, payload, attempts=1)
+
+    async def _notify_terminal(self, job: Job) -> None:
+        if not job.webhook_url:
+            return
+        payload: dict[str, Any] = {
+            "event_id": _event_id(job, job.state.value),
+            "jobId": job.id,
+            "status": job.state.value,
+            "result_summary": job.result["resultSummary"] if job.result else None,
+            "metadata": job.webhook_metadata,
+            "completed_at": job.completed_at or job.cancelled_at,
+        }
+        if job.error:
+            payload["error"] = job.error
+        await self._deliver(job, payload, attempts=3)
+
+    async def _deliver(self, job: Job, payload: dict[str, Any], *, attempts: int) -> None:
+        assert job.webhook_url is not None and job.webhook_secret is not None
+        if self._http is None:
+            self._http = httpx2.AsyncClient(timeout=10.0)
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        for attempt in range(attempts):
+            timestamp = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Omni-Signature-Timestamp": timestamp,
+                "X-Omni-Signature": sign_webhook(job.webhook_secret, timestamp, body),
+            }
+            try:
+                response = await self._http.post(job.webhook_url, content=body, headers=headers)
+            except httpx2.HTTPError as exc:
+                self.webhook_deliveries.append(WebhookDelivery(job.webhook_url, payload["status"], None, str(exc)))
+            else:
+                self.webhook_deliveries.append(
+                    WebhookDelivery(job.webhook_url, payload["status"], response.status_code)
+                )
+                if response.status_code < 500:
+                    return
+            if attempt + 1 < attempts:
+                await asyncio.sleep(0.2 * 2**attempt)
+        logger.warning("webhook for job %s to %s was not delivered", job.id, job.webhook_url)
+
+
+def _event_id(job: Job, status: str) -> str:
+    return f"evt_{job.id.split('-')[0]}_{status}_{int(time.time())}"
+
+
+def _job_result(job: Job, answer: Answer) -> dict[str, Any]:
+    """The `/result` body: final message, summary, topic, link, and the actions that produced it."""
+    r = answer.result
+    message = answer.summary()
+    return {
+        "message": message,
+        "resultSummary": message,
+        "topic": answer.topic.name,
+        "omniChatUrl": job.chat_url,
+        "actions": [
+            {
+                "type": "generate_query",
+                "message": f"Queried topic {answer.topic.name!r} for: {job.prompt}",
+                "timestamp": _iso(),
+                "result": {
+                    "queryName": answer.topic.label,
+                    "status": "success",
+                    "hasResults": bool(r.rows),
+                    "totalRowCount": r.total_row_count,
+                    "csvResult": r.to_csv(),
+                    "csvResultWasTruncated": r.truncated,
+                    "query": r.query.to_omni_dict(),
+                    "resultId": str(uuid.uuid4()),
+                },
+            },
+            {"type": "summarize", "message": message, "timestamp": _iso()},
+        ],
+    }

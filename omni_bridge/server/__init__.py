@@ -1,0 +1,1 @@
+"""omni-bridge: server (see DESIGN.md, Layout)."""

@@ -1,0 +1,1 @@
+"""omni-bridge: testing (see DESIGN.md, Layout)."""

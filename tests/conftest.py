@@ -1,0 +1,49 @@
+"""Shared fixtures: a sandbox served from a background thread for the whole session.
+
+The server runs in its own thread and loop (sdk-notes §6: a session-scoped server inside the tests'
+function-scoped loops would hang). Tests that change fault knobs or capabilities build their own sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from omni_bridge.sandbox import MCP_PATH, Sandbox, SandboxConfig, embed_user_id
+
+
+@dataclass(frozen=True)
+class Served:
+    sandbox: Sandbox
+    url: str
+
+    @property
+    def mcp_url(self) -> str:
+        return self.url + MCP_PATH
+
+    @property
+    def org_key(self) -> str:
+        return self.sandbox.config.org_key
+
+    @property
+    def personal_token(self) -> str:
+        return self.sandbox.config.personal_token
+
+
+@pytest.fixture(scope="session")
+def served() -> Iterator[Served]:
+    sandbox = Sandbox(SandboxConfig(job_step_seconds=0.02))
+    with sandbox.run_in_thread() as url:
+        yield Served(sandbox, url)
+
+
+@pytest.fixture
+def alice_id() -> str:
+    return embed_user_id("alice")
+
+
+@pytest.fixture
+def bob_id() -> str:
+    return embed_user_id("bob")
