@@ -24,7 +24,7 @@ STAMP = VENV / ".omni-bridge-installed"
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script must run on old Pythons to say so
         sys.exit(f"omni-bridge needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print(f"[dev] creating virtual environment in {VENV}", flush=True)

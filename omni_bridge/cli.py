@@ -68,7 +68,9 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]], limit:
     cells = [[str(c) for c in header]] + [[_fmt(c) for c in row] for row in rows[:limit]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     for n, row in enumerate(cells):
-        print("  " + "  ".join(c.rjust(w) if n and _numeric(c) else c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        print(
+            "  " + "  ".join(c.rjust(w) if n and _numeric(c) else c.ljust(w) for c, w in zip(row, widths, strict=True))
+        )
         if n == 0:
             print("  " + "  ".join("-" * w for w in widths))
     if len(rows) > limit:
@@ -99,9 +101,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             print(f"  REST API          {url}/api/v1/…  and SCIM at {url}/api/scim/v2/embed/users")
             print(f"  organization key  {config.org_key}   (may act for any user: userId / X-MCP-User-ID)")
             print(f"  personal token    {config.personal_token}   (acts as Dana Analyst only)")
-            print("  embed users       " + ", ".join(
-                f"{u.external_id} ({u.attributes.get('region') or 'no region'})"
-                for u in sandbox.directory.embed_users()))
+            print(
+                "  embed users       "
+                + ", ".join(
+                    f"{u.external_id} ({u.attributes.get('region') or 'no region'})"
+                    for u in sandbox.directory.embed_users()
+                )
+            )
             print("  sandbox docs      " + f"{url}/docs/sandbox-overview")
             print("Point the bridge at it with  OMNI_BASE_URL=" + url + f"  OMNI_API_KEY={config.org_key}")
             print("Press Ctrl-C to stop.", flush=True)
@@ -150,8 +156,13 @@ async def _doctor(settings: Settings, force_sandbox: bool) -> int:
 
 
 async def _list_tools(target: Target, settings: Settings) -> list[str]:
-    headers = mcp_headers(target.api_key, user_id=None, model_id=settings.omni_model_id,
-                          topic_name=settings.omni_topic_name, query_all_views=settings.omni_query_all_views)
+    headers = mcp_headers(
+        target.api_key,
+        user_id=None,
+        model_id=settings.omni_model_id,
+        topic_name=settings.omni_topic_name,
+        query_all_views=settings.omni_query_all_views,
+    )
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(settings.omni_timeout_seconds)) as http:
         transport = streamable_http_client(f"{target.base_url}{settings.omni_mcp_path}", http_client=http)
         mode = "2026-07-28" if settings.omni_mcp_protocol == "modern" else settings.omni_mcp_protocol
@@ -237,22 +248,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"omni-bridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sandbox = commands.add_parser("sandbox", help="run the local Omni look-alike (MCP + REST, demo data)",
-                                  description="Run the Omni sandbox until Ctrl-C.")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the local Omni look-alike (MCP + REST, demo data)",
+        description="Run the Omni sandbox until Ctrl-C.",
+    )
     sandbox.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    sandbox.add_argument("--job-step-seconds", type=float, default=1.0,
-                         help="time each AI job state lasts, so polling clients see progress (default 1.0)")
+    sandbox.add_argument(
+        "--job-step-seconds",
+        type=float,
+        default=1.0,
+        help="time each AI job state lasts, so polling clients see progress (default 1.0)",
+    )
     sandbox.set_defaults(handler=cmd_sandbox)
 
-    doctor = commands.add_parser("doctor", help="print the effective settings and check that Omni answers",
-                                 description="Print the configuration (secrets hidden) and check REST and MCP.")
+    doctor = commands.add_parser(
+        "doctor",
+        help="print the effective settings and check that Omni answers",
+        description="Print the configuration (secrets hidden) and check REST and MCP.",
+    )
     doctor.add_argument("--sandbox", action="store_true", help="check an in-process sandbox instead of OMNI_BASE_URL")
     doctor.set_defaults(handler=cmd_doctor)
 
-    demo = commands.add_parser("demo", help="ask sample questions as several embed users on the sandbox",
-                               description="Start the sandbox in-process and ask each question as each user, "
-                               "showing that row-level security gives each user their own numbers.")
+    demo = commands.add_parser(
+        "demo",
+        help="ask sample questions as several embed users on the sandbox",
+        description="Start the sandbox in-process and ask each question as each user, "
+        "showing that row-level security gives each user their own numbers.",
+    )
     demo.add_argument("--user", action="append", help="embed user external id (repeatable; default alice, bob)")
     demo.add_argument("--question", action="append", help="question to ask (repeatable; default: five samples)")
     demo.set_defaults(handler=cmd_demo)

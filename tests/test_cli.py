@@ -36,7 +36,9 @@ def test_doctor_masks_secrets_and_checks_the_embedded_sandbox(
     assert "✓ REST" in out and "✓ MCP" in out and "getData" in out
 
 
-def test_doctor_reports_an_unreachable_omni(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_reports_an_unreachable_omni(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("OMNI_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("OMNI_API_KEY", "k")
     assert main(["doctor"]) == 1

@@ -9,9 +9,19 @@ import pytest
 from omni_bridge.config import load_settings
 from omni_bridge.exceptions import ConfigError
 
-ENV_NAMES = ["OMNI_BASE_URL", "OMNI_API_KEY", "OMNI_MODEL_ID", "OMNI_TOPIC_NAME", "OMNI_QUERY_ALL_VIEWS",
-             "ANTHROPIC_API_KEY", "ANTHROPIC_MODEL", "OMNI_TIMEOUT_SECONDS", "BRIDGE_DATA_DIR", "BRIDGE_ENGINE",
-             "OMNI_MCP_PROTOCOL"]
+ENV_NAMES = [
+    "OMNI_BASE_URL",
+    "OMNI_API_KEY",
+    "OMNI_MODEL_ID",
+    "OMNI_TOPIC_NAME",
+    "OMNI_QUERY_ALL_VIEWS",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_MODEL",
+    "OMNI_TIMEOUT_SECONDS",
+    "BRIDGE_DATA_DIR",
+    "BRIDGE_ENGINE",
+    "OMNI_MCP_PROTOCOL",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from omni_bridge.sandbox._errors import SandboxHTTPError
 from omni_bridge.sandbox._query import QueryUser
 
-__all__ = ["ApiKey", "DEMO_EMBED_USERS", "Directory", "SandboxUser", "parse_scim_filter"]
+__all__ = ["DEMO_EMBED_USERS", "ApiKey", "Directory", "SandboxUser", "parse_scim_filter"]
 
 _NAMESPACE = uuid.UUID("0b6a4f0e-3d52-4d0c-9a51-5f0c7a0e2b11")
 ORG_DOMAIN = "sandbox.embed-exploreomni.co"

@@ -16,10 +16,11 @@ from typing import Any
 __all__ = ["DocPage", "DocsIndex"]
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_STOP = frozenset(
-    "a an and are as at be by can do does for from how i if in is it me my of on or the to what when where which "
-    "who why with you your this that there".split()
+_STOP_WORDS = (
+    "a an and are as at be by can do does for from how i if in is it me my of on or the to what when where "
+    "which who why with you your this that there"
 )
+_STOP = frozenset(_STOP_WORDS.split())
 
 
 def _terms(text: str) -> list[str]:

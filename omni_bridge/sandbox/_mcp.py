@@ -29,7 +29,7 @@ from omni_bridge.sandbox._jobs import JobEngine, JobState
 from omni_bridge.sandbox._query import SandboxQueryError
 from omni_bridge.sandbox._semantic import MODELS
 
-__all__ = ["CAPABILITIES", "McpTools", "TOOL_CAPABILITIES"]
+__all__ = ["CAPABILITIES", "TOOL_CAPABILITIES", "McpTools"]
 
 CAPABILITIES = ("agentic", "single_shot", "docs_search")
 """Omni's AI Hub > MCP settings: agentic capabilities, single shot query generation, documentation search."""

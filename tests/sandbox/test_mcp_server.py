@@ -110,8 +110,9 @@ async def test_grant_restricted_topic_is_refused_without_the_group(served: Serve
 async def test_user_without_the_filter_attribute_gets_an_error_not_all_rows(served: Served) -> None:
     nora = await _get_data(served, embed_user_id("nora"), "revenue by region")
     assert nora.is_error and "region" in nora.content[0].text
-    catalog = await _get_data(served, embed_user_id("nora"), "product count by category",
-                              model_id="7a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d")
+    catalog = await _get_data(
+        served, embed_user_id("nora"), "product count by category", model_id="7a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d"
+    )
     assert not catalog.is_error or "Model" in catalog.content[0].text
 
 
@@ -172,15 +173,26 @@ async def test_legacy_session_is_bound_to_the_user_that_opened_it(served: Served
         init = await http.post(
             "/mcp/https",
             headers=mcp_headers(served.org_key, user_id=alice_id) | {"Accept": "application/json, text/event-stream"},
-            json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            },
         )
         sid = init.headers["mcp-session-id"]
         other = await http.post(
             "/mcp/https",
-            headers=mcp_headers(served.org_key, user_id=bob_id) | {
-                "Accept": "application/json, text/event-stream", "Mcp-Session-Id": sid,
-                "MCP-Protocol-Version": "2025-11-25"},
+            headers=mcp_headers(served.org_key, user_id=bob_id)
+            | {
+                "Accept": "application/json, text/event-stream",
+                "Mcp-Session-Id": sid,
+                "MCP-Protocol-Version": "2025-11-25",
+            },
             json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         )
     assert other.status_code == 403 and "another user" in other.json()["error"]["message"]

@@ -62,7 +62,7 @@ async def test_scim_contains_filter_and_user_name_filter(api: httpx2.AsyncClient
     contains = (await api.get("/api/scim/v2/embed/users", params={"filter": 'embedExternalId co "a"'})).json()
     assert {r["embedExternalId"] for r in contains["Resources"]} >= {"alice", "carol", "dan", "nora"}
     user_name = contains["Resources"][0]["userName"]
-    by_name = (await api.get("/api/scim/v2/embed/users", params={"filter": f'userName eq "{user_name.upper()}"'}))
+    by_name = await api.get("/api/scim/v2/embed/users", params={"filter": f'userName eq "{user_name.upper()}"'})
     assert [r["userName"] for r in by_name.json()["Resources"]] == [user_name]
 
 
@@ -83,11 +83,16 @@ async def test_scim_paging_walks_every_user_once(api: httpx2.AsyncClient) -> Non
 
 async def test_upsert_then_lookup_returns_the_new_user_with_replaced_attributes(api: httpx2.AsyncClient) -> None:
     external_id = f"cust-{uuid.uuid4().hex[:8]}"
-    body = {"externalId": external_id, "name": "New Customer", "groups": ["Finance"],
-            "userAttributes": {"region": "South"}, "contentPath": "/"}
+    body = {
+        "externalId": external_id,
+        "name": "New Customer",
+        "groups": ["Finance"],
+        "userAttributes": {"region": "South"},
+        "contentPath": "/",
+    }
     created = await api.post("/api/v1/embed/sso/generate-session", json=body)
     assert created.status_code == 200 and set(created.json()) == {"sessionId"}
-    found = (await api.get("/api/scim/v2/embed/users", params={"filter": f'embedExternalId eq "{external_id}"'}))
+    found = await api.get("/api/scim/v2/embed/users", params={"filter": f'embedExternalId eq "{external_id}"'})
     [resource] = found.json()["Resources"]
     assert resource["displayName"] == "New Customer" and resource["groups"][0]["display"] == "Finance"
     # Upsert again through the unstable path: same id, groups replaced.
@@ -101,10 +106,14 @@ async def test_upsert_then_lookup_returns_the_new_user_with_replaced_attributes(
 
 async def test_upserted_attributes_drive_row_level_security(served: Served, api: httpx2.AsyncClient) -> None:
     external_id = f"cust-{uuid.uuid4().hex[:8]}"
-    await api.post("/api/v1/embed/sso/generate-session",
-                   json={"externalId": external_id, "name": "Southerner", "userAttributes": {"region": "South"}})
-    created = await api.post(f"/api/v1/ai/jobs?userId={embed_user_id(external_id)}",
-                             json={"modelId": ECOMMERCE, "prompt": "revenue by region"})
+    await api.post(
+        "/api/v1/embed/sso/generate-session",
+        json={"externalId": external_id, "name": "Southerner", "userAttributes": {"region": "South"}},
+    )
+    created = await api.post(
+        f"/api/v1/ai/jobs?userId={embed_user_id(external_id)}",
+        json={"modelId": ECOMMERCE, "prompt": "revenue by region"},
+    )
     assert created.status_code == 201
     await _wait_terminal(api, created.json()["jobId"])
     result = (await api.get(f"/api/v1/ai/jobs/{created.json()['jobId']}/result")).json()
@@ -116,8 +125,9 @@ async def test_upserted_attributes_drive_row_level_security(served: Served, api:
 
 
 async def test_job_lifecycle_states_progress_and_result(api: httpx2.AsyncClient, alice_id: str) -> None:
-    created = await api.post(f"/api/v1/ai/jobs?userId={alice_id}",
-                             json={"modelId": ECOMMERCE, "prompt": "top 5 products by revenue in 2025"})
+    created = await api.post(
+        f"/api/v1/ai/jobs?userId={alice_id}", json={"modelId": ECOMMERCE, "prompt": "top 5 products by revenue in 2025"}
+    )
     assert created.status_code == 201
     body = created.json()
     assert set(body) == {"jobId", "conversationId", "omniChatUrl"}
@@ -132,16 +142,26 @@ async def test_job_lifecycle_states_progress_and_result(api: httpx2.AsyncClient,
     result = (await api.get(f"/api/v1/ai/jobs/{body['jobId']}/result")).json()
     action = result["actions"][0]
     assert action["type"] == "generate_query"
-    assert set(action["result"]) >= {"queryName", "status", "hasResults", "totalRowCount", "csvResult",
-                                     "csvResultWasTruncated", "query"}
+    assert set(action["result"]) >= {
+        "queryName",
+        "status",
+        "hasResults",
+        "totalRowCount",
+        "csvResult",
+        "csvResultWasTruncated",
+        "query",
+    }
     assert action["result"]["csvResult"].count("\n") == 6  # header + top 5
 
 
 async def test_one_active_job_per_conversation_then_cancel(api: httpx2.AsyncClient, alice_id: str) -> None:
-    first = (await api.post(f"/api/v1/ai/jobs?userId={alice_id}",
-                            json={"modelId": ECOMMERCE, "prompt": "revenue by month"})).json()
-    second = await api.post(f"/api/v1/ai/jobs?userId={alice_id}", json={
-        "modelId": ECOMMERCE, "prompt": "orders by month", "conversationId": first["conversationId"]})
+    first = (
+        await api.post(f"/api/v1/ai/jobs?userId={alice_id}", json={"modelId": ECOMMERCE, "prompt": "revenue by month"})
+    ).json()
+    second = await api.post(
+        f"/api/v1/ai/jobs?userId={alice_id}",
+        json={"modelId": ECOMMERCE, "prompt": "orders by month", "conversationId": first["conversationId"]},
+    )
     assert second.status_code == 409
     assert second.json() == {"detail": "An active job already exists for this conversation", "status": 409}
     cancelled = await api.post(f"/api/v1/ai/jobs/{first['jobId']}/cancel", params={"userId": alice_id})
@@ -152,21 +172,30 @@ async def test_one_active_job_per_conversation_then_cancel(api: httpx2.AsyncClie
     assert again.json() == {"jobId": first["jobId"], "state": "CANCELLED"}  # idempotent
     assert (await api.get(f"/api/v1/ai/jobs/{first['jobId']}/result")).status_code == 404
     # The conversation is free again.
-    third = await api.post(f"/api/v1/ai/jobs?userId={alice_id}", json={
-        "modelId": ECOMMERCE, "prompt": "orders by month", "conversationId": first["conversationId"]})
+    third = await api.post(
+        f"/api/v1/ai/jobs?userId={alice_id}",
+        json={"modelId": ECOMMERCE, "prompt": "orders by month", "conversationId": first["conversationId"]},
+    )
     assert third.status_code == 201
 
 
 async def test_failed_job_carries_an_error(api: httpx2.AsyncClient) -> None:
-    created = (await api.post(f"/api/v1/ai/jobs?userId={embed_user_id('nora')}",
-                              json={"modelId": ECOMMERCE, "prompt": "revenue by region"})).json()
+    created = (
+        await api.post(
+            f"/api/v1/ai/jobs?userId={embed_user_id('nora')}",
+            json={"modelId": ECOMMERCE, "prompt": "revenue by region"},
+        )
+    ).json()
     final = (await _wait_terminal(api, created["jobId"]))[-1]
     assert final["state"] == "FAILED" and "region" in final["error"]["message"]
 
 
 async def test_jobs_of_one_user_are_invisible_to_another(served: Served, api: httpx2.AsyncClient) -> None:
-    job = (await api.post(f"/api/v1/ai/jobs?userId={embed_user_id('alice')}",
-                          json={"modelId": ECOMMERCE, "prompt": "total revenue"})).json()
+    job = (
+        await api.post(
+            f"/api/v1/ai/jobs?userId={embed_user_id('alice')}", json={"modelId": ECOMMERCE, "prompt": "total revenue"}
+        )
+    ).json()
     as_bob = await api.get(f"/api/v1/ai/jobs/{job['jobId']}", params={"userId": embed_user_id("bob")})
     assert as_bob.status_code == 404
     async with httpx2.AsyncClient(base_url=served.url, headers=_auth(served.personal_token)) as pat:
@@ -184,9 +213,18 @@ async def test_terminal_webhook_is_signed_with_hmac_sha256(api: httpx2.AsyncClie
 
     secret = "whsec-test-" + uuid.uuid4().hex
     async with serve_asgi(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as hook_url:
-        created = (await api.post(f"/api/v1/ai/jobs?userId={alice_id}", json={
-            "modelId": ECOMMERCE, "prompt": "revenue by region", "webhookUrl": f"{hook_url}/hook",
-            "webhookSigningSecret": secret, "webhookMetadata": {"ticket": 42}})).json()
+        created = (
+            await api.post(
+                f"/api/v1/ai/jobs?userId={alice_id}",
+                json={
+                    "modelId": ECOMMERCE,
+                    "prompt": "revenue by region",
+                    "webhookUrl": f"{hook_url}/hook",
+                    "webhookSigningSecret": secret,
+                    "webhookMetadata": {"ticket": 42},
+                },
+            )
+        ).json()
         async with asyncio.timeout(10):
             await arrived.wait()
     headers, body = received[0]
@@ -212,8 +250,9 @@ async def test_requests_without_a_valid_key_get_401(served: Served, headers: dic
 
 async def test_personal_token_cannot_act_for_others_but_can_for_itself(served: Served) -> None:
     async with httpx2.AsyncClient(base_url=served.url, headers=_auth(served.personal_token)) as pat:
-        other = await pat.post(f"/api/v1/ai/jobs?userId={embed_user_id('alice')}",
-                               json={"modelId": ECOMMERCE, "prompt": "total revenue"})
+        other = await pat.post(
+            f"/api/v1/ai/jobs?userId={embed_user_id('alice')}", json={"modelId": ECOMMERCE, "prompt": "total revenue"}
+        )
         own = await pat.post("/api/v1/ai/jobs", json={"modelId": ECOMMERCE, "prompt": "total revenue"})
         scim = await pat.get("/api/scim/v2/embed/users")
     assert other.status_code == 403 and "cannot act on behalf" in other.json()["detail"]
@@ -245,8 +284,11 @@ BAD_REQUESTS: list[tuple[str, str, Any]] = [
     ("POST", "/api/v1/ai/jobs", {"modelId": str(uuid.uuid4()), "prompt": "revenue"}),
     ("POST", "/api/v1/ai/jobs", {"modelId": ECOMMERCE, "prompt": "revenue", "topicName": "nope"}),
     ("POST", "/api/v1/ai/jobs", {"modelId": ECOMMERCE, "prompt": "revenue", "topicName": "x" * 300}),
-    ("POST", "/api/v1/ai/jobs", {"modelId": ECOMMERCE, "prompt": "revenue", "webhookUrl": "not a url",
-                                 "webhookSigningSecret": "s"}),
+    (
+        "POST",
+        "/api/v1/ai/jobs",
+        {"modelId": ECOMMERCE, "prompt": "revenue", "webhookUrl": "not a url", "webhookSigningSecret": "s"},
+    ),
     ("POST", "/api/v1/ai/jobs", {"modelId": ECOMMERCE, "prompt": "revenue", "webhookUrl": "http://127.0.0.1:1/h"}),
     ("POST", "/api/v1/ai/jobs", {"modelId": ECOMMERCE, "prompt": "revenue", "progressWebhookEnabled": True}),
     ("POST", "/api/v1/ai/jobs", {"modelId": ECOMMERCE, "prompt": "revenue", "conversationId": "x"}),
@@ -298,7 +340,7 @@ async def test_malformed_requests_get_a_4xx_with_a_message(
     else:
         response = await api.request(method, path, json=body)
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
-    if path.startswith("/api/") and response.status_code not in (404, 405) or response.headers.get(
+    if (path.startswith("/api/") and response.status_code not in (404, 405)) or response.headers.get(
         "content-type", ""
     ).startswith("application/json"):
         detail = response.json()
