@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -40,3 +41,12 @@ async def refusal(url: str, headers: dict[str, str], *, mode: Any = "auto") -> M
             matched = leaf if isinstance(leaf, BaseExceptionGroup) else None
         raise
     raise AssertionError("the sandbox accepted a request it should have refused")
+
+
+async def wait_until(predicate: Callable[[], object], *, seconds: float = 5.0) -> None:
+    """Poll a condition the sandbox's thread-safe counters will make true; fail after `seconds`."""
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
