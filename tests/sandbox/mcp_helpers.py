@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, TextContent
 
 
 @asynccontextmanager
@@ -50,3 +51,10 @@ async def wait_until(predicate: Callable[[], object], *, seconds: float = 5.0) -
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met in time")
+
+
+def text_of(result: CallToolResult) -> str:
+    """The text of a tool result's first content block (the sandbox always answers with text)."""
+    block = result.content[0]
+    assert isinstance(block, TextContent), block
+    return block.text

@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx2
 import pytest
 from mcp import MCPError
+from mcp.types import CallToolResult
 
 from omni_bridge.sandbox import Sandbox, SandboxConfig, embed_user_id
 from omni_bridge.tools import mcp_headers
 from tests.conftest import Served
-from tests.sandbox.mcp_helpers import csv_rows, mcp_client, refusal
+from tests.sandbox.mcp_helpers import csv_rows, mcp_client, refusal, text_of
 
 MODES = ["legacy", "auto"]
 
 
-def _column(structured: dict, fragment: str) -> int:
+def _column(structured: dict[str, Any], fragment: str) -> int:
     return next(i for i, f in enumerate(structured["fields"]) if fragment in f)
 
 
-async def _get_data(served: Served, user_id: str | None, prompt: str, *, mode: str = "auto", **extra: str):
-    headers = mcp_headers(served.org_key, user_id=user_id, **extra)
+async def _get_data(
+    served: Served,
+    user_id: str | None,
+    prompt: str,
+    *,
+    mode: str = "auto",
+    model_id: str | None = None,
+    topic_name: str | None = None,
+) -> CallToolResult:
+    headers = mcp_headers(served.org_key, user_id=user_id, model_id=model_id, topic_name=topic_name)
     async with mcp_client(served.mcp_url, headers, mode=mode) as client:
         return await client.call_tool("getData", {"prompt": prompt})
 
@@ -51,7 +61,7 @@ async def test_tool_listing_follows_capability_settings(capabilities: frozenset[
             assert {t.name for t in (await client.list_tools()).tools} == expected
             if "getData" not in expected:
                 result = await client.call_tool("getData", {"prompt": "revenue by region"})
-                assert result.is_error and "Unknown tool" in result.content[0].text
+                assert result.is_error and "Unknown tool" in text_of(result)
     assert url.startswith("http://127.0.0.1:")
 
 
@@ -103,17 +113,17 @@ async def test_grant_restricted_topic_is_refused_without_the_group(served: Serve
     alice = await _get_data(served, embed_user_id("alice"), prompt, topic_name="product_margins")
     carol = await _get_data(served, embed_user_id("carol"), prompt, topic_name="product_margins")
     assert alice.is_error
-    assert alice.content[0].text.startswith("403 Forbidden") and "finance_only" in alice.content[0].text
+    assert text_of(alice).startswith("403 Forbidden") and "finance_only" in text_of(alice)
     assert not carol.is_error and csv_rows(carol.structured_content)
 
 
 async def test_user_without_the_filter_attribute_gets_an_error_not_all_rows(served: Served) -> None:
     nora = await _get_data(served, embed_user_id("nora"), "revenue by region")
-    assert nora.is_error and "region" in nora.content[0].text
+    assert nora.is_error and "region" in text_of(nora)
     catalog = await _get_data(
         served, embed_user_id("nora"), "product count by category", model_id="7a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d"
     )
-    assert not catalog.is_error or "Model" in catalog.content[0].text
+    assert not catalog.is_error or "Model" in text_of(catalog)
 
 
 async def test_user_required_without_a_user_is_refused(served: Served) -> None:
@@ -216,7 +226,7 @@ async def test_ask_omni_then_check_status_until_complete(served: Served, alice_i
     assert "West" in csv and "East" not in csv
     async with mcp_client(served.mcp_url, mcp_headers(served.org_key, user_id=embed_user_id("bob"))) as client:
         other = await client.call_tool("checkStatus", {"jobId": job_id})
-    assert other.is_error and other.content[0].text.startswith("404")
+    assert other.is_error and text_of(other).startswith("404")
 
 
 async def test_search_docs_answers_with_sources(served: Served, alice_id: str) -> None:
@@ -243,12 +253,12 @@ async def test_search_docs_answers_with_sources(served: Served, alice_id: str) -
     ],
 )
 async def test_bad_tool_arguments_get_clear_errors(
-    served: Served, alice_id: str, tool: str, arguments: dict, fragment: str
+    served: Served, alice_id: str, tool: str, arguments: dict[str, Any], fragment: str
 ) -> None:
     async with mcp_client(served.mcp_url, mcp_headers(served.org_key, user_id=alice_id)) as client:
         result = await client.call_tool(tool, arguments)
     assert result.is_error
-    assert fragment in result.content[0].text
+    assert fragment in text_of(result)
 
 
 async def test_feature_disabled_lists_tools_but_refuses_calls() -> None:
@@ -258,5 +268,5 @@ async def test_feature_disabled_lists_tools_but_refuses_calls() -> None:
             assert "getData" in {t.name for t in (await client.list_tools()).tools}
             refused = await client.call_tool("getData", {"prompt": "revenue"})
             models = await client.call_tool("pickModel", {})
-    assert refused.is_error and "Feature is not enabled" in refused.content[0].text
+    assert refused.is_error and "Feature is not enabled" in text_of(refused)
     assert not models.is_error and len(models.structured_content["models"]) >= 2

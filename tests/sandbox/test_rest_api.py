@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -29,13 +30,13 @@ def _auth(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def api(served: Served):
+async def api(served: Served) -> AsyncIterator[httpx2.AsyncClient]:
     async with httpx2.AsyncClient(base_url=served.url, headers=_auth(served.org_key), timeout=10) as http:
         yield http
 
 
 async def _wait_terminal(api: httpx2.AsyncClient, job_id: str) -> list[dict[str, Any]]:
-    seen = []
+    seen: list[dict[str, Any]] = []
     async with asyncio.timeout(10):
         while not seen or seen[-1]["state"] not in TERMINAL:
             response = await api.get(f"/api/v1/ai/jobs/{job_id}")
