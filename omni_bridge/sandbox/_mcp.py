@@ -11,6 +11,7 @@ that cannot be mapped) come back as `isError` results whose text starts with the
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
@@ -129,6 +130,15 @@ class McpTools:
             "searchOmniDocs": self._search_docs,
         }
 
+    @functools.cached_property
+    def _tools(self) -> list[types.Tool]:
+        """The listed tools; built once, since neither capabilities nor schemas change while serving."""
+        tools = []
+        for name in self.enabled_tools():
+            args_model, description = _DESCRIPTIONS[name]
+            tools.append(types.Tool(name=name, description=description, input_schema=args_model.model_json_schema()))
+        return tools
+
     def enabled_tools(self) -> list[str]:
         return [name for name, caps in TOOL_CAPABILITIES.items() if self.capabilities.intersection(caps)]
 
@@ -147,11 +157,7 @@ class McpTools:
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         self._caller_of(ctx)  # refuses callers the gate did not admit (e.g. in-process use without headers)
-        tools = []
-        for name in self.enabled_tools():
-            args_model, description = _DESCRIPTIONS[name]
-            tools.append(types.Tool(name=name, description=description, input_schema=args_model.model_json_schema()))
-        return types.ListToolsResult(tools=tools)
+        return types.ListToolsResult(tools=self._tools)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams

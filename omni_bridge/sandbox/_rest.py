@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
@@ -396,7 +396,6 @@ def rest_routes(sandbox: Sandbox) -> list[Route]:
             f"Conversation: {request.path_params['conversation_id']}\n"
         )
 
-    scim_methods: list[Literal["GET", "DELETE"]] = ["GET", "DELETE"]
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/docs/{slug}", doc_page, methods=["GET"]),
@@ -421,7 +420,7 @@ def rest_routes(sandbox: Sandbox) -> list[Route]:
     # SCIM paths: the docs spell them lower-case, the spec `/Users`; Omni's routes are case-sensitive.
     for users in ("users", "Users"):
         routes.append(Route(f"/api/scim/v2/embed/{users}", endpoint(scim_list), methods=["GET"]))
-        routes.append(Route(f"/api/scim/v2/embed/{users}/{{user_id}}", endpoint(scim_get), methods=scim_methods))
+        routes.append(Route(f"/api/scim/v2/embed/{users}/{{user_id}}", endpoint(scim_get), methods=["GET", "DELETE"]))
     return routes
 
 
