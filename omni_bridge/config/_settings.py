@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from omni_bridge.exceptions import ConfigError
 
@@ -23,6 +23,9 @@ ProtocolMode = Literal["auto", "legacy", "modern"]
 legacy `initialize` handshake; `legacy` and `modern` force one."""
 
 EngineName = Literal["auto", "claude", "omni"]
+
+NameList = Annotated[tuple[str, ...], NoDecode]
+"""A comma-separated list in the environment (`getData,pickTopic`), a tuple in Python."""
 
 
 class Settings(BaseSettings):
@@ -59,6 +62,7 @@ class Settings(BaseSettings):
     anthropic_base_url: AnyHttpUrl | None = Field(default=None, description="Messages API base URL override.")
     anthropic_max_tokens: int = Field(default=4096, ge=1, le=128_000, description="max_tokens of one Claude turn.")
     anthropic_timeout_seconds: float = Field(default=120.0, gt=0, description="Timeout of one Claude request.")
+    anthropic_max_retries: int = Field(default=3, ge=0, le=10, description="SDK retries on 429, 529 and 5xx.")
 
     # --- The bridge -------------------------------------------------------------------------------
     bridge_engine: EngineName = Field(default="auto", description="auto (claude with a key, else omni), claude, omni.")
@@ -66,6 +70,22 @@ class Settings(BaseSettings):
         default=Path("~/.omni-bridge"), description="Where conversations and artifacts are stored."
     )
     bridge_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", description="Log level.")
+    bridge_max_turns: int = Field(default=8, ge=1, le=50, description="Claude requests per answer at most.")
+    bridge_tools_allow: NameList = Field(
+        default=(), description="Only these Omni tools are offered to the model (comma-separated; empty: all)."
+    )
+    bridge_tools_deny: NameList = Field(default=(), description="Omni tools never offered (comma-separated).")
+    bridge_hide_selectors: bool = Field(
+        default=True, description="Hide pickModel/pickTopic when OMNI_MODEL_ID/OMNI_TOPIC_NAME pin them."
+    )
+    bridge_result_budget_tokens: int = Field(
+        default=4000, ge=200, le=100_000, description="Tokens of one tool result the model sees; the rest is kept."
+    )
+    bridge_max_sessions: int = Field(default=1000, ge=1, description="MCP sessions kept open at most (one per user).")
+    bridge_session_idle_seconds: float = Field(default=300.0, gt=0, description="An unused MCP session closes after.")
+    bridge_identity_ttl_seconds: float = Field(
+        default=300.0, ge=0, description="How long an end user's resolved Omni id is reused."
+    )
 
     @field_validator("omni_model_id")
     @classmethod
@@ -87,6 +107,13 @@ class Settings(BaseSettings):
     def _path_starts_with_slash(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("must start with '/', e.g. /mcp/https")
+        return value
+
+    @field_validator("bridge_tools_allow", "bridge_tools_deny", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
 
     @field_validator("bridge_data_dir")

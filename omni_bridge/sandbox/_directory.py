@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import threading
 import uuid
@@ -150,7 +151,11 @@ def parse_scim_filter(expression: str) -> tuple[str, str, str]:
         raise SandboxHTTPError(400, f"Invalid filter attribute {match['attr']!r}: use userName or embedExternalId")
     if op not in ("eq", "co"):
         raise SandboxHTTPError(400, f"Invalid filter operator {match['op']!r}: use eq or co")
-    return attr, op, match["value"].replace('\\"', '"')
+    try:  # a SCIM string is a JSON string: \\ and \" are escapes
+        value = json.loads(f'"{match["value"]}"')
+    except ValueError:
+        raise SandboxHTTPError(400, f"Invalid filter value in {expression!r}: bad escape") from None
+    return attr, op, value
 
 
 class Directory:

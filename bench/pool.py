@@ -1,0 +1,185 @@
+"""Benchmark of the client layer: the toolset and session pool against the raw `mcp` client, same sandbox, same run.
+
+    .venv/bin/python bench/pool.py [--calls 400] [--identities 200] [--protocol auto]
+
+The sandbox runs in a separate process (`omni-bridge sandbox`), so the client's CPU time and memory are the
+bridge's own. Figures printed:
+
+- per-call latency, median and p99, of `pickModel` (a tool that does no query work, so the client's share
+  shows) through `Toolset.call` (pool + result shaping) vs `mcp.Client.call_tool` on one open session;
+- cold open (resolve the user + open a session + list tools + first call) vs a warm call, and how many
+  handshakes (`initialize` / `server/discover`) the sandbox saw during the warm calls (target: none);
+- client RSS per pooled session with `--identities` sessions open (target: under 100 KiB);
+- throughput of 50 identities x 20 calls through the pool, next to 50 raw clients doing the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from omni_bridge.agent import IdentityResolver
+from omni_bridge.sandbox import MCP_PATH, SandboxConfig
+from omni_bridge.tools import MemoryArtifactStore, SessionKey, SessionPool, Toolset, mcp_headers
+from omni_bridge.tools._rest import OmniRestClient, shared_ssl_context
+
+ORG_KEY = SandboxConfig().org_key
+REGIONS = ("West", "East", "Central", "South")
+
+
+@contextlib.asynccontextmanager
+async def sandbox_process() -> AsyncIterator[str]:
+    """`omni-bridge sandbox --port 0` in a child process; yields its base URL."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "omni_bridge.cli", "sandbox", "--port", "0", "--job-step-seconds", "0.05",
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        while True:
+            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            if not line:
+                raise RuntimeError("the sandbox exited before it listened")
+            if match := re.search(r"listening on (http://\S+)", line):
+                break
+        yield match.group(1)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def timed(call: Callable[[], Awaitable[Any]], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def handshakes(http: httpx2.AsyncClient) -> int:
+    stats = (await http.get("/sandbox/stats", headers={"Authorization": f"Bearer {ORG_KEY}"})).json()
+    return int(sum(stats["sessionsOpened"].values()))
+
+
+async def make_users(rest: OmniRestClient, count: int) -> list[str]:
+    external_ids = [f"bench-{n:04d}" for n in range(count)]
+    for n, external_id in enumerate(external_ids):
+        await rest.generate_session(external_id, f"Bench {n}", user_attributes={"region": REGIONS[n % 4]})
+    return external_ids
+
+
+def raw_client(base: str, user_id: str, mode: str) -> Client:
+    http = httpx2.AsyncClient(
+        headers=mcp_headers(ORG_KEY, user_id=user_id), verify=shared_ssl_context(), timeout=httpx2.Timeout(30, read=150)
+    )
+    return Client(streamable_http_client(base + MCP_PATH, http_client=http), mode=mode)  # type: ignore[arg-type]
+
+
+async def main(args: argparse.Namespace) -> None:
+    mode = {"modern": "2026-07-28"}.get(args.protocol, args.protocol)
+    async with sandbox_process() as base, httpx2.AsyncClient(base_url=base) as admin:
+        print(f"sandbox {base} (separate process); protocol {args.protocol}; {os.cpu_count()} cores")
+        async with OmniRestClient(base, ORG_KEY) as rest:
+            users = await make_users(rest, max(args.identities, 50) + 20)
+            resolver = IdentityResolver(rest, server=base, upsert=False)
+            ids = [(await resolver.resolve(u)).user_id for u in users]
+
+            # 1. latency: toolset vs raw client, on one warm session each, interleaved in blocks
+            async with SessionPool(api_key=ORG_KEY, protocol=args.protocol) as pool:
+                toolset = Toolset(pool, SessionKey(base + MCP_PATH, ids[0]), artifacts=MemoryArtifactStore())
+                async with raw_client(base, ids[0], mode) as raw:
+                    await raw.list_tools()
+                    await toolset.definitions()
+                    raw_ms: list[float] = []
+                    bridge_ms: list[float] = []
+                    for _ in range(8):
+                        raw_ms += await timed(lambda: raw.call_tool("pickModel", {}), args.calls // 8)
+                        bridge_ms += await timed(lambda: toolset.call("pickModel", {}), args.calls // 8)
+                raw_median, bridge_median = statistics.median(raw_ms), statistics.median(bridge_ms)
+                print("\nper-call latency of pickModel (ms)          median     p99")
+                print(f"  raw mcp Client, one open session      {raw_median:8.2f} {percentile(raw_ms, 0.99):8.2f}")
+                print(
+                    f"  Toolset.call (pool + shaping)         {bridge_median:8.2f} {percentile(bridge_ms, 0.99):8.2f}"
+                )
+                print(f"  overhead of the bridge                {100 * (bridge_median / raw_median - 1):+7.1f} %")
+
+                # 2. cold open vs warm call
+                cold, warm = [], []
+                for external_id in users[-20:]:
+                    resolver.invalidate(external_id)
+                    started = time.perf_counter()
+                    identity = await resolver.resolve(external_id)
+                    key = SessionKey(base + MCP_PATH, identity.user_id)
+                    await pool.list_tools(key)
+                    await pool.call_tool(key, "pickModel", {})
+                    cold.append((time.perf_counter() - started) * 1000)
+                    warm += await timed(lambda key=key: pool.call_tool(key, "pickModel", {}), 10)  # type: ignore[misc]
+                before = await handshakes(admin)
+                keys = [SessionKey(base + MCP_PATH, i) for i in ids[-20:]]
+                for key in keys:
+                    await pool.call_tool(key, "pickModel", {})
+                warm_handshakes = await handshakes(admin) - before
+                print("\ncold open vs warm call (ms)                 median")
+                print(f"  resolve + open + list + first call    {statistics.median(cold):8.2f}")
+                print(f"  warm call                             {statistics.median(warm):8.2f}")
+                print(f"  handshakes during {len(keys)} warm calls         {warm_handshakes:5d}")
+
+        # 3. RSS per pooled session
+        async with SessionPool(api_key=ORG_KEY, protocol=args.protocol, max_sessions=args.identities) as pool:
+            keys = [SessionKey(base + MCP_PATH, i) for i in ids[: args.identities]]
+            await pool.call_tool(keys[0], "pickModel", {})
+            before_kib = rss_kib()
+            for key in keys[1:]:
+                await pool.call_tool(key, "pickModel", {})
+            per_session = (rss_kib() - before_kib) / (len(keys) - 1)
+            print(f"\nclient RSS per pooled session ({len(keys)} open)   {per_session:8.1f} KiB")
+
+            # 4. throughput: 50 identities x 20 calls
+            fifty = keys[:50]
+            started = time.perf_counter()
+            await asyncio.gather(*[pool.call_tool(k, "pickModel", {}) for k in fifty for _ in range(20)])
+            pooled = 1000 / (time.perf_counter() - started)
+
+        started = time.perf_counter()
+
+        async def raw_user(user_id: str) -> None:
+            async with raw_client(base, user_id, mode) as raw:
+                await asyncio.gather(*[raw.call_tool("pickModel", {}) for _ in range(20)])
+
+        await asyncio.gather(*[raw_user(i) for i in ids[:50]])
+        raw_rate = 1000 / (time.perf_counter() - started)
+        print("\nthroughput, 50 identities x 20 calls        calls/s")
+        print(f"  SessionPool (sessions already open)   {pooled:8.0f}")
+        print(f"  raw: 50 clients, each opened for it   {raw_rate:8.0f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=400, help="latency samples per side (default 400)")
+    parser.add_argument("--identities", type=int, default=200, help="sessions open for the RSS figure (default 200)")
+    parser.add_argument("--protocol", choices=["auto", "legacy", "modern"], default="auto")
+    asyncio.run(main(parser.parse_args()))

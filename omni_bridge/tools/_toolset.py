@@ -1,0 +1,207 @@
+"""`Toolset`: the tools one identity may use, as Claude sees them, and the calls Claude makes with them.
+
+A toolset is a view of the session pool for one `SessionKey`: it lists that key's Omni tools (cached per key
+by the pool), applies the allow/deny lists and hides the selectors that a pinned model or topic makes
+pointless, adds the bridge's own `read_result`, and runs calls with a deadline. Whatever happens to a call,
+Claude gets a `tool_result` it can read: Omni's refusals, timeouts and connection failures come back as
+`is_error` results with a sentence saying what to do, never as exceptions out of the agent loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from omni_bridge.config import Settings
+from omni_bridge.exceptions import McpConnectError, McpError, SessionExpired, ToolTimeout
+from omni_bridge.tools._artifacts import ArtifactStore
+from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
+from omni_bridge.tools._pool import SessionKey, SessionPool
+from omni_bridge.tools._results import (
+    DEFAULT_BUDGET_TOKENS,
+    DEFAULT_READ_LIMIT,
+    READ_RESULT_TOOL,
+    ReadResultError,
+    ShapedResult,
+    read_result,
+    shape_result,
+)
+
+__all__ = ["SELECTOR_TOOLS", "ToolOutcome", "ToolPolicy", "Toolset"]
+
+log = logging.getLogger("omni_bridge.tools")
+
+SELECTOR_TOOLS = {"pickModel": "model_id", "pickTopic": "topic_name"}
+"""Omni's selector tools, and the part of the session key that pins what each would select."""
+
+LOCAL_TOOLS = {READ_RESULT_TOOL["name"]}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPolicy:
+    """Which Omni tools the model is offered, and how much of a result it sees."""
+
+    allow: frozenset[str] = frozenset()
+    """Only these Omni tools (empty: all of them)."""
+    deny: frozenset[str] = frozenset()
+    """Never these, whatever `allow` says."""
+    hide_selectors: bool = True
+    """Hide `pickModel` when the model is pinned and `pickTopic` when the topic is: they could only re-select
+    what is pinned, and each costs the model a round trip."""
+    budget_tokens: int = DEFAULT_BUDGET_TOKENS
+    """Tokens of one tool result the model sees; the full result is kept for `read_result`."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ToolPolicy:
+        return cls(
+            allow=frozenset(settings.bridge_tools_allow),
+            deny=frozenset(settings.bridge_tools_deny),
+            hide_selectors=settings.bridge_hide_selectors,
+            budget_tokens=settings.bridge_result_budget_tokens,
+        )
+
+    def offers(self, name: str, key: SessionKey) -> bool:
+        if name in self.deny or (self.allow and name not in self.allow):
+            return False
+        pinned_by = SELECTOR_TOOLS.get(name)
+        return not (self.hide_selectors and pinned_by is not None and getattr(key, pinned_by))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """What one tool call gave: the shaped result, and how long it took."""
+
+    tool: str
+    """The tool's name as Claude called it."""
+    result: ShapedResult
+    elapsed_ms: float
+
+    @property
+    def is_error(self) -> bool:
+        return self.result.is_error
+
+    def tool_result_block(self, tool_use_id: str) -> dict[str, Any]:
+        """The `tool_result` content block answering Claude's `tool_use` block `tool_use_id`."""
+        return {
+            "type": "tool_result",
+            "tool_use_id": tool_use_id,
+            "content": self.result.content,
+            "is_error": self.result.is_error,
+        }
+
+
+def error_result(message: str) -> ShapedResult:
+    """An `is_error` result carrying `message` for the model."""
+    return ShapedResult(content=[{"type": "text", "text": message}], is_error=True, summary=message[:160])
+
+
+class Toolset:
+    """The tools of one identity (a `SessionKey`), offered to Claude and called on its behalf.
+
+    ```python
+    toolset = Toolset(pool, key, artifacts=MemoryArtifactStore())
+    tools = await toolset.definitions()              # for messages.create(tools=...)
+    outcome = await toolset.call("getData", {"prompt": "revenue by region"})
+    block = outcome.tool_result_block(tool_use.id)   # goes back to Claude
+    ```
+    """
+
+    def __init__(
+        self,
+        pool: SessionPool,
+        key: SessionKey,
+        *,
+        artifacts: ArtifactStore,
+        policy: ToolPolicy | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        self.pool = pool
+        self.key = key
+        self.artifacts = artifacts
+        self.policy = policy or ToolPolicy()
+        self.deadline = deadline
+        """Seconds one call may take (`None`: the pool's `tool_timeout`)."""
+        self._names: dict[str, str] = {}  # Claude name -> MCP name, as of the last listing
+
+    def __repr__(self) -> str:
+        return f"<Toolset {self.key!r} offered={len(self._names) + len(LOCAL_TOOLS)}>"
+
+    async def definitions(self) -> list[ClaudeTool]:
+        """The Claude tool definitions: Omni's offered tools in Omni's order, then the bridge's own.
+
+        The list is the same, byte for byte, while the key's tool list is, so it caches well.
+        """
+        tools = await self.pool.list_tools(self.key)
+        offered = [tool for tool in tools if self.policy.offers(tool.name, self.key)]
+        definitions, self._names = claude_tools(offered, reserved=LOCAL_TOOLS)
+        return [*definitions, dict(READ_RESULT_TOOL)]
+
+    async def call(self, name: str, arguments: dict[str, Any] | None, *, deadline: float | None = None) -> ToolOutcome:
+        """Run one tool call for this identity; problems come back as `is_error` results.
+
+        Only tools this toolset offers can run: a denied, hidden or made-up name is refused without
+        reaching Omni. Cancellation propagates (and reaches Omni through the pool).
+        """
+        started = time.perf_counter()
+        if not isinstance(arguments, dict):
+            result = error_result(f"The arguments of {name} must be a JSON object.")
+        elif name in LOCAL_TOOLS:
+            result = await self._read_result(arguments)
+        else:
+            result = await self._call_omni(name, arguments, deadline)
+        return ToolOutcome(tool=name, result=result, elapsed_ms=(time.perf_counter() - started) * 1000)
+
+    async def _call_omni(self, name: str, arguments: dict[str, Any], deadline: float | None) -> ShapedResult:
+        if not self._names:
+            await self.definitions()
+        mcp_name = self._names.get(name)
+        if mcp_name is None:
+            return error_result(f"There is no tool named {name!r} here. Use one of the tools you were given.")
+        deadline = deadline if deadline is not None else self.deadline
+        try:
+            result = await self.pool.call_tool(self.key, mcp_name, arguments, deadline=deadline)
+        except ToolTimeout:
+            seconds = deadline if deadline is not None else self.pool.tool_timeout
+            return error_result(
+                f"{name} did not answer within {seconds:g} s and was cancelled. Ask a narrower question, or try again."
+            )
+        except (McpConnectError, SessionExpired) as exc:
+            log.warning("tool %s for %r failed: %s", name, self.key, exc)
+            return error_result(
+                f"The connection to Omni failed during {name} ({exc.message}); the call may not have run. "
+                "Try again once; if it fails again, tell the user Omni is unreachable."
+            )
+        except McpError as exc:
+            status = f"{exc.status} " if exc.status else ""
+            return error_result(f"Omni refused {name}: {status}{exc.message}")
+        return await shape_result(
+            result,
+            tool=mcp_name,
+            owner=self.key.user_id,
+            budget_tokens=self.policy.budget_tokens,
+            artifacts=self.artifacts,
+        )
+
+    async def _read_result(self, arguments: dict[str, Any]) -> ShapedResult:
+        try:
+            page = await read_result(
+                self.artifacts,
+                owner=self.key.user_id,
+                result_id=arguments.get("result_id", ""),
+                offset=arguments.get("offset", 0),
+                limit=arguments.get("limit", DEFAULT_READ_LIMIT),
+                budget_tokens=self.policy.budget_tokens,
+            )
+        except ReadResultError as exc:
+            return error_result(str(exc))
+        summary = f"rows {page.offset:,}-{page.offset + page.count:,} of {page.total_rows:,}"
+        return ShapedResult(
+            content=[{"type": "text", "text": page.text}],
+            is_error=False,
+            summary=summary,
+            artifact_id=page.result_id,
+            row_count=page.total_rows,
+            shown_rows=page.count,
+        )
