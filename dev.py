@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up omni-bridge in a virtual environment (created or reused) and run it or its tests.
 
-    python3 dev.py run [ARGS]    the main job on the embedded sandbox (`omni-bridge demo ARGS`)
+    python3 dev.py run [ARGS]    the console agent on the embedded sandbox (`omni-bridge chat --sandbox ARGS`)
     python3 dev.py test [ARGS]   the whole test suite (`pytest ARGS`)
 
 Needs only Python 3.11+. The environment lives in `.venv` (or $OMNI_BRIDGE_VENV) and is reinstalled
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     ensure_environment()
     command, rest = argv[0], argv[1:]
     if command == "run":
-        cmd = [str(BIN / "omni-bridge"), "demo", *rest]
+        cmd = [str(BIN / "omni-bridge"), "chat", "--sandbox", *rest]
     else:
         cmd = [str(BIN / "python"), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT).returncode

@@ -96,7 +96,7 @@ def raw_client(base: str, user_id: str, mode: str) -> Client:
     http = httpx2.AsyncClient(
         headers=mcp_headers(ORG_KEY, user_id=user_id), verify=shared_ssl_context(), timeout=httpx2.Timeout(30, read=150)
     )
-    return Client(streamable_http_client(base + MCP_PATH, http_client=http), mode=mode)  # type: ignore[arg-type]
+    return Client(streamable_http_client(base + MCP_PATH, http_client=http), mode=mode)
 
 
 async def main(args: argparse.Namespace) -> None:

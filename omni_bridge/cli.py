@@ -1,12 +1,15 @@
 """The `omni-bridge` command.
 
 ```
+omni-bridge chat [--sandbox] [--user alice] [--engine claude|omni] [--conversation ID]   the console agent
+omni-bridge ask "question" [--sandbox] [--user alice] [--engine ...] [--json]            one question
 omni-bridge sandbox [--host 127.0.0.1] [--port 8765]   run the local Omni look-alike
 omni-bridge doctor [--sandbox]                          show the effective settings and check Omni answers
 omni-bridge demo [--user alice --user bob]              ask sample questions as several users (sandbox)
 ```
 
-argparse keeps the CLI dependency-free; each command is a small function returning an exit code.
+argparse keeps the CLI dependency-free; each command is a small function returning an exit code
+(2 for a bad option or setting). The console agent itself lives in `omni_bridge._console`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from omni_bridge import __version__
 from omni_bridge.config import Settings, load_settings
-from omni_bridge.exceptions import ConfigError
+from omni_bridge.exceptions import ConfigError, IdentityError
+from omni_bridge.integrations._proxy_cli import add_commands as add_proxy_commands
 from omni_bridge.sandbox import MCP_PATH, Sandbox, SandboxConfig
 from omni_bridge.tools import mcp_headers
 
@@ -235,6 +239,69 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(_demo(args.user or ["alice", "bob"], args.question or SAMPLE_QUESTIONS))
 
 
+# --- chat and ask ----------------------------------------------------------------------------------------
+
+
+# The agent (and the `anthropic` SDK under it) takes seconds to import on a busy machine: the commands that
+# need it import it when they run, so `--help`, `sandbox` and `doctor` start at once.
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from omni_bridge._console import Terminal, console_settings, run_chat
+
+    settings = console_settings(sandbox=args.sandbox)
+    return run_chat(
+        settings,
+        user=args.user,
+        engine=args.engine,
+        conversation_id=args.conversation,
+        terminal=Terminal.detect(sys.stdin, sys.stdout),
+    )
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from omni_bridge._console import console_settings, run_ask
+
+    if not args.question.strip():
+        raise ConfigError('the question is empty; ask something, e.g. omni-bridge ask "revenue by region"')
+    settings = console_settings(sandbox=args.sandbox)
+    return run_ask(
+        settings,
+        question=args.question,
+        user=args.user,
+        engine=args.engine,
+        conversation_id=args.conversation,
+        as_json=args.json,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def _console_options(parser: argparse.ArgumentParser) -> None:
+    """The options `chat` and `ask` share."""
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start the embedded Omni sandbox in-process and use it, even when OMNI_BASE_URL is set",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="the end user to act for (their external id); default alice on the sandbox, required on a real Omni",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("claude", "omni"),
+        help="who answers a new conversation: claude (needs ANTHROPIC_API_KEY) or omni (Omni's own AI); "
+        "default BRIDGE_ENGINE (auto: claude with a key, else omni)",
+    )
+    parser.add_argument(
+        "--conversation",
+        metavar="ID",
+        help="continue this conversation (kept in BRIDGE_DATA_DIR); an unknown id starts a conversation with it",
+    )
+
+
 # --- entry point -----------------------------------------------------------------------------------------
 
 
@@ -247,6 +314,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"omni-bridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    chat = commands.add_parser(
+        "chat",
+        help="the console agent: ask questions about your data as one end user",
+        description="Chat with an agent in front of Omni, acting for one end user with their permissions. "
+        "On a terminal: line editing, history, a live status line; Ctrl-C stops an answer, Ctrl-D leaves. "
+        "Through a pipe: each input line is answered in turn, in plain text. Type /help for the commands "
+        "(/new, /user NAME, /engine claude|omni, /usage, /quit); a number asks that follow-up.",
+        epilog="examples:\n"
+        "  omni-bridge chat --sandbox                      # no Omni, no API key needed: the sandbox as alice\n"
+        "  omni-bridge chat --sandbox --user bob --engine omni\n"
+        "  printf 'revenue by region\\n/user bob\\nrevenue by region\\n' | omni-bridge chat --sandbox\n"
+        "  omni-bridge chat --user cust-42 --conversation conv_0123   # resume, on the Omni in OMNI_BASE_URL",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _console_options(chat)
+    chat.set_defaults(handler=cmd_chat)
+
+    ask = commands.add_parser(
+        "ask",
+        help="answer one question (streamed, or as JSON with --json)",
+        description="Answer one question as one end user, streamed like in the chat. With --json, print "
+        "one JSON object (the final message with its parts, plus conversation_id, engine, user, tool_calls "
+        "and errors) and nothing else on stdout. Exit code: 0 completed, 1 errored, 2 bad option or setting.",
+        epilog="examples:\n"
+        '  omni-bridge ask "revenue by region" --sandbox\n'
+        '  omni-bridge ask "top 5 products by revenue in 2025" --sandbox --user bob --json | jq .parts\n'
+        '  omni-bridge ask "and by month?" --user cust-42 --conversation conv_0123',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ask.add_argument("question", help="the question, in plain words")
+    _console_options(ask)
+    ask.add_argument("--json", action="store_true", help="print the answer as one JSON object on stdout")
+    ask.set_defaults(handler=cmd_ask)
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -280,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--user", action="append", help="embed user external id (repeatable; default alice, bob)")
     demo.add_argument("--question", action="append", help="question to ask (repeatable; default: five samples)")
     demo.set_defaults(handler=cmd_demo)
+
+    add_proxy_commands(commands)
     return parser
 
 
@@ -289,9 +392,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
         code: int = args.handler(args)
-    except ConfigError as exc:
+    except (ConfigError, IdentityError) as exc:
         print(f"omni-bridge: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside an answer (starting up, say): leave quietly, as shells expect
+        print(file=sys.stderr)
+        return 130
     return code
 
 

@@ -45,6 +45,9 @@ log = logging.getLogger("omni_bridge.bridge")
 
 EngineName = Literal["claude", "omni"]
 
+SANDBOX_SERVER = "sandbox:embedded"
+"""The `server` of identities on the embedded sandbox (whose URL changes from run to run)."""
+
 
 @dataclass(frozen=True, slots=True)
 class EndUser:
@@ -145,7 +148,10 @@ class Bridge:
             store = self._store or MemoryConversationStore()
             if self._store is None:
                 stack.push_async_callback(store.aclose)
-            resolver = IdentityResolver(rest, server=base_url, ttl_seconds=settings.bridge_identity_ttl_seconds or 1e-9)
+            # The embedded sandbox listens on a new port each run but keeps its users' ids, so identities (and
+            # the conversations bound to them) name it by a stable label rather than by its URL.
+            server = SANDBOX_SERVER if self.sandbox is not None else base_url
+            resolver = IdentityResolver(rest, server=server, ttl_seconds=settings.bridge_identity_ttl_seconds)
             self._parts = _Parts(base_url=base_url, rest=rest, pool=pool, resolver=resolver, store=store)
             self._parts.engines["omni"] = OmniEngine(
                 rest, artifacts=store.artifacts, model_id=settings.omni_model_id, topic_name=settings.omni_topic_name

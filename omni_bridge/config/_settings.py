@@ -83,8 +83,23 @@ class Settings(BaseSettings):
     )
     bridge_max_sessions: int = Field(default=1000, ge=1, description="MCP sessions kept open at most (one per user).")
     bridge_session_idle_seconds: float = Field(default=300.0, gt=0, description="An unused MCP session closes after.")
+    bridge_service_keys: SecretStr | None = Field(
+        default=None,
+        description="HTTP service keys as name:key pairs, comma-separated (the name is the tenant); secret.",
+    )
+    bridge_store_url: str | None = Field(
+        default=None,
+        description="Service store: a SQLite path or postgresql://… URL (default: SQLite in BRIDGE_DATA_DIR).",
+    )
+    bridge_webhook_allow: NameList = Field(
+        default=(),
+        description="Webhook hosts or networks allowed although private or loopback (comma-separated).",
+    )
+    bridge_lease_seconds: float = Field(
+        default=15.0, ge=1, le=600, description="A running response's lease; a dead worker's runs fail after it."
+    )
     bridge_identity_ttl_seconds: float = Field(
-        default=300.0, ge=0, description="How long an end user's resolved Omni id is reused."
+        default=300.0, gt=0, description="How long an end user's resolved Omni id is reused."
     )
 
     @field_validator("omni_model_id")
@@ -97,7 +112,9 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("must be a model UUID (the segment after /models/ in the model IDE URL)") from None
 
-    @field_validator("omni_topic_name", "anthropic_api_key", "omni_api_key", mode="before")
+    @field_validator(
+        "omni_topic_name", "anthropic_api_key", "omni_api_key", "bridge_service_keys", "bridge_store_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -109,7 +126,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with '/', e.g. /mcp/https")
         return value
 
-    @field_validator("bridge_tools_allow", "bridge_tools_deny", mode="before")
+    @field_validator("bridge_tools_allow", "bridge_tools_deny", "bridge_webhook_allow", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -1,0 +1,62 @@
+"""The LangChain adapter: its example (a LangGraph agent from `create_agent`) end to end on the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "langchain.agents", reason="the langchain extra is not installed: pip install 'omni-bridge[langchain]'"
+)
+
+# Imported after the skip: without the extra, these imports would fail.
+from omni_bridge.integrations import OmniConnection
+from omni_bridge.integrations.langchain import omni_tools
+from omni_bridge.sandbox import Sandbox, embed_user_id
+from tests.integrations.helpers import REGIONS, load_example, regions_in_text, run_example
+
+example = load_example("langchain_omni")
+
+
+async def test_the_tools_are_omnis_for_that_user_plus_read_result(omni: OmniConnection, sandbox: Sandbox) -> None:
+    tools = await omni_tools(await omni.toolset("alice"))
+
+    assert [tool.name for tool in tools] == [*(tool.name for tool in sandbox.tools._tools), "read_result"]
+    get_data = next(tool for tool in tools if tool.name == "getData")
+    assert get_data.args["prompt"]["type"] == "string"
+
+
+async def test_a_tool_message_carries_the_shaped_result_as_its_artifact(omni: OmniConnection) -> None:
+    tools = {tool.name: tool for tool in await omni_tools(await omni.toolset("bob"))}
+    call = {"type": "tool_call", "name": "getData", "args": {"prompt": "revenue by region"}, "id": "call_1"}
+
+    message = await tools["getData"].ainvoke(call)
+
+    assert regions_in_text(message.content) == {REGIONS["bob"]}
+    assert message.artifact.row_count == 1 and message.artifact.columns == ["Region", "Total Revenue"]
+    assert message.artifact.chart is not None
+
+
+async def test_each_run_answers_with_its_own_users_rows(omni: OmniConnection) -> None:
+    alice = await example.ask(omni, "alice", "revenue by region")
+    bob = await example.ask(omni, "bob", "revenue by region")
+
+    assert regions_in_text(alice) == {REGIONS["alice"]}
+    assert regions_in_text(bob) == {REGIONS["bob"]}
+
+
+async def test_twenty_calls_by_one_user_open_one_mcp_session(omni: OmniConnection, sandbox: Sandbox) -> None:
+    answers = [await example.ask(omni, "alice", "revenue by region") for _ in range(20)]
+
+    assert all(regions_in_text(answer) == {REGIONS["alice"]} for answer in answers)
+    assert sandbox.stats.tool_calls == {(embed_user_id("alice"), "getData"): 20}
+    assert sandbox.stats.sessions_opened == {embed_user_id("alice"): 1}
+
+
+def test_the_example_runs_as_a_script_on_its_own_sandbox(tmp_path: Path) -> None:
+    done = run_example("langchain_omni", "--sandbox", "--user", "bob", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert regions_in_text(done.stdout) == {REGIONS["bob"]}
+    assert done.stdout.rstrip().endswith("MCP sessions opened at the sandbox: 1")

@@ -1,0 +1,53 @@
+"""The pydantic-ai adapter: its example end to end on the sandbox, with pydantic-ai's own `FunctionModel`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "pydantic_ai.models.function",
+    reason="the pydantic-ai extra is not installed: pip install 'omni-bridge[pydantic-ai]'",
+)
+
+# Imported after the skip: without the extra, these imports would fail.
+from omni_bridge.integrations import OmniConnection
+from omni_bridge.integrations.pydantic_ai import OmniToolset
+from omni_bridge.sandbox import Sandbox, embed_user_id
+from tests.integrations.helpers import REGIONS, load_example, regions_in_text, run_example
+
+example = load_example("pydantic_ai_omni")
+
+
+async def test_the_tools_are_omnis_for_that_user_plus_read_result(omni: OmniConnection, sandbox: Sandbox) -> None:
+    toolset = OmniToolset(await omni.toolset("alice"))
+    tools = await toolset.get_tools(ctx=None)  # type: ignore[arg-type]  # the toolset does not read the run context
+
+    assert list(tools) == [*(tool.name for tool in sandbox.tools._tools), "read_result"]
+    assert tools["getData"].tool_def.parameters_json_schema["properties"]["prompt"]["type"] == "string"
+    assert toolset.id == "omni"
+
+
+async def test_each_run_answers_with_its_own_users_rows(omni: OmniConnection) -> None:
+    alice = await example.ask(omni, "alice", "revenue by region")
+    bob = await example.ask(omni, "bob", "revenue by region")
+
+    assert regions_in_text(alice) == {REGIONS["alice"]}
+    assert regions_in_text(bob) == {REGIONS["bob"]}
+
+
+async def test_twenty_calls_by_one_user_open_one_mcp_session(omni: OmniConnection, sandbox: Sandbox) -> None:
+    answers = [await example.ask(omni, "alice", "revenue by region") for _ in range(20)]
+
+    assert all(regions_in_text(answer) == {REGIONS["alice"]} for answer in answers)
+    assert sandbox.stats.tool_calls == {(embed_user_id("alice"), "getData"): 20}
+    assert sandbox.stats.sessions_opened == {embed_user_id("alice"): 1}
+
+
+def test_the_example_runs_as_a_script_on_its_own_sandbox(tmp_path: Path) -> None:
+    done = run_example("pydantic_ai_omni", "--sandbox", "--user", "bob", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert regions_in_text(done.stdout) == {REGIONS["bob"]}
+    assert done.stdout.rstrip().endswith("MCP sessions opened at the sandbox: 1")
