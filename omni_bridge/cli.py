@@ -3,6 +3,8 @@
 ```
 omni-bridge chat [--sandbox] [--user alice] [--engine claude|omni] [--conversation ID]   the console agent
 omni-bridge ask "question" [--sandbox] [--user alice] [--engine ...] [--json]            one question
+omni-bridge serve [--sandbox] [--host] [--port]        the HTTP service (threads API, AI jobs, web chat page)
+omni-bridge mcp-proxy [--transport stdio|http] [--user] an MCP server in front of Omni, per end user
 omni-bridge sandbox [--host 127.0.0.1] [--port 8765]   run the local Omni look-alike
 omni-bridge doctor [--sandbox]                          show the effective settings and check Omni answers
 omni-bridge demo [--user alice --user bob]              ask sample questions as several users (sandbox)
@@ -33,6 +35,7 @@ from omni_bridge.config import Settings, load_settings
 from omni_bridge.exceptions import ConfigError, IdentityError
 from omni_bridge.integrations._proxy_cli import add_commands as add_proxy_commands
 from omni_bridge.sandbox import MCP_PATH, Sandbox, SandboxConfig
+from omni_bridge.server._cli import add_commands as add_serve_commands
 from omni_bridge.tools import mcp_headers
 
 __all__ = ["main"]
@@ -382,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--question", action="append", help="question to ask (repeatable; default: five samples)")
     demo.set_defaults(handler=cmd_demo)
 
+    add_serve_commands(commands)
     add_proxy_commands(commands)
     return parser
 

@@ -7,8 +7,8 @@ seconds on a busy machine, and the MCP proxy and CLI commands that need only ide
 wait for it.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING, Any as _Any
 
 from omni_bridge.agent.conversation import Conversation, new_conversation_id, repair_transcript
 from omni_bridge.agent.events import (
@@ -55,11 +55,11 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -208,6 +208,11 @@ class Bridge:
     def pool(self) -> SessionPool:
         return self._running.pool
 
+    @property
+    def rest(self) -> OmniRestClient:
+        """The REST client of the Omni this bridge talks to (shared; do not close it)."""
+        return self._running.rest
+
     def engine_names(self) -> list[str]:
         """The engines this bridge can answer with (`claude` needs an Anthropic key)."""
         return sorted(self._running.engines)

@@ -146,7 +146,9 @@ async def _stdio_user(connection: OmniConnection, args: argparse.Namespace, env:
 
 
 async def _http(connection: OmniConnection, args: argparse.Namespace, env: Mapping[str, str]) -> None:
-    keys = [*args.service_key, *(k.strip() for k in env.get("BRIDGE_SERVICE_KEYS", "").split(",") if k.strip())]
+    # BRIDGE_SERVICE_KEYS is shared with `omni-bridge serve`: `name:key` pairs (a bare key is accepted too).
+    configured = (entry.strip() for entry in env.get("BRIDGE_SERVICE_KEYS", "").split(","))
+    keys = [*args.service_key, *(entry.rpartition(":")[2].strip() for entry in configured if entry)]
     if not keys:
         raise ConfigError("BRIDGE_SERVICE_KEYS: the HTTP proxy needs at least one service key (or --service-key)")
     async with connection:

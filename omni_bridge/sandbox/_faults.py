@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 __all__ = ["Faults", "Stats"]
@@ -45,11 +45,12 @@ class Faults:
         unknown = sorted(set(changes) - {f for f in self.public_fields()})
         if unknown:
             raise ValueError(f"unknown fault knob(s) {unknown}; known: {sorted(self.public_fields())}")
-        for name, value in changes.items():
-            setattr(self, name, value)
+        candidate = replace(self, **changes)
+        candidate.validate()  # a refused change leaves every knob as it was
+        for name in changes:
+            setattr(self, name, getattr(candidate, name))
         if "seed" in changes:
             self._random = random.Random(self.seed)
-        self.validate()
 
     def validate(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:

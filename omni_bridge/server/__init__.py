@@ -1,1 +1,69 @@
-"""omni-bridge: server (see DESIGN.md, Layout)."""
+"""The HTTP service: threads, responses and messages under `/v1`, Omni-compatible AI Jobs under `/api/v1/ai/jobs`.
+
+```python
+from omni_bridge.config import load_settings
+from omni_bridge.server import create_app
+
+app = create_app(load_settings())  # an ASGI app; `omni-bridge serve` runs it with uvicorn
+```
+
+Each worker is one `Service` (stores, bridge, runner, lease reaper); several workers share a PostgreSQL store.
+
+The service's parts load on first use, like `omni_bridge.agent`'s engines: they import the `anthropic` SDK,
+which takes seconds, and `omni-bridge --help` (which registers `serve`) should not wait for it.
+"""
+
+import importlib as _importlib
+from typing import TYPE_CHECKING, Any as _Any
+
+from omni_bridge.server._records import (
+    Feedback,
+    MessageRecord,
+    Owner,
+    ResponseError,
+    ResponseRecord,
+    StoredEvent,
+    ThreadRecord,
+)
+from omni_bridge.server._store import ServiceStore
+
+if TYPE_CHECKING:
+    from omni_bridge.server._app import create_app
+    from omni_bridge.server._envelope import ApiError
+    from omni_bridge.server._runner import ResponseRunner
+    from omni_bridge.server._service import Service
+    from omni_bridge.server._sqlite_store import SqliteServiceStore
+
+_LAZY = {
+    "ApiError": "omni_bridge.server._envelope",
+    "ResponseRunner": "omni_bridge.server._runner",
+    "Service": "omni_bridge.server._service",
+    "SqliteServiceStore": "omni_bridge.server._sqlite_store",
+    "create_app": "omni_bridge.server._app",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "ApiError",
+    "Feedback",
+    "MessageRecord",
+    "Owner",
+    "ResponseError",
+    "ResponseRecord",
+    "ResponseRunner",
+    "Service",
+    "ServiceStore",
+    "SqliteServiceStore",
+    "StoredEvent",
+    "ThreadRecord",
+    "create_app",
+]

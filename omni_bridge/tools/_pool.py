@@ -173,7 +173,10 @@ class SessionPool:
         self._owns_transport = http_transport is None
         self._transport = http_transport or httpx2.AsyncHTTPTransport(
             verify=httpx2.create_ssl_context(),
-            limits=httpx2.Limits(max_connections=max(100, max_sessions), max_keepalive_connections=100),
+            # No cap on connections: a legacy session holds one open for its event stream for its whole life, so
+            # a cap would make the calls of many open sessions queue for a connection (and time out). The
+            # number of sessions is what `max_sessions` bounds.
+            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=100),
         )
         # The pool's state: open sessions in LRU order, and opens under way. Both change only in this
         # loop's thread, between awaits, so no lock is needed.

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import SecretStr
 
@@ -41,7 +41,7 @@ SIGNATURE_HEADER = "X-Omni-Signature"
 TIMESTAMP_HEADER = "X-Omni-Signature-Timestamp"
 _SCHEME = "sha256="
 
-Secret = str | bytes | SecretStr
+Secret: TypeAlias = str | bytes | SecretStr
 
 
 def _key(secret: Secret) -> bytes:

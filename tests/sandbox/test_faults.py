@@ -9,7 +9,7 @@ import sys
 import httpx2
 import pytest
 
-from omni_bridge.sandbox import Sandbox, embed_user_id
+from omni_bridge.sandbox import Faults, Sandbox, embed_user_id
 from omni_bridge.tools import mcp_headers
 from tests.sandbox.mcp_helpers import mcp_client, refusal, wait_until
 
@@ -77,3 +77,13 @@ def test_the_sandbox_command_serves_until_stopped() -> None:
         process.terminate()
         assert process.wait(timeout=30) is not None
     assert models.status_code == 200
+
+
+def test_a_refused_fault_change_leaves_every_knob_as_it_was() -> None:
+    faults = Faults()
+    faults.update(latency_ms=5)
+    with pytest.raises(ValueError, match="error_status"):
+        faults.update(error_status=404, latency_ms=50)
+    assert (faults.error_status, faults.latency_ms) == (503, 5)
+    faults.update(error_status=429)  # and the knobs still take good values afterwards
+    assert faults.error_status == 429

@@ -1,0 +1,365 @@
+"""The Omni-compatible AI Jobs API (`/api/v1/ai/jobs…`) served by the bridge.
+
+An integration written for Omni's REST path (omni-api.md §2) works against the bridge by changing only its base
+URL and key (a bridge service key): the same requests, fields, states, `{detail, status}` errors and signed
+webhooks, as `_jobs_models` spells them. Behind that face a job is a response of the service (`origin="job"`)
+on a thread that is the job's conversation, run by the service's runner with whichever engine the bridge
+uses, so the thread API, the event stream and the web page see jobs too.
+
+The end user is named as Omni names it, `?userId=<Omni user id>` (looked up to the embed user's external id,
+cached), or with the bridge's own `X-Bridge-User: <external id>`. Jobs and conversations of anyone else are
+not found (404).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from omni_bridge.agent.events import TextPart
+from omni_bridge.exceptions import IdentityError, OmniError, OmniHTTPError
+from omni_bridge.server._auth import USER_HEADER, user_from_request
+from omni_bridge.server._envelope import MAX_BODY_BYTES, ApiError, OmniErrorBody
+from omni_bridge.server._jobs_models import (
+    FACTS_KEY,
+    JOB_STATES,
+    CreateJobBody,
+    JobCancelled,
+    JobCreated,
+    JobFacts,
+    JobResult,
+    JobStatus,
+    build_result,
+    build_status,
+    organization_id,
+    parse_events,
+    progress_of,
+    result_ids,
+    step_count,
+    validation_detail,
+)
+from omni_bridge.server._openapi import ApiRoute, Operation, Param
+from omni_bridge.server._records import MessageRecord, Owner, ResponseRecord, ThreadRecord, WebhookTarget
+from omni_bridge.server._webhook_sender import JobWebhooks, WebhookSender, WebhookUrlError, WebhookUrlPolicy
+
+if TYPE_CHECKING:
+    from omni_bridge.server._service import Service
+
+__all__ = ["JobsApi", "jobs_routes"]
+
+log = logging.getLogger("omni_bridge.server.jobs")
+
+_UNAUTHORIZED = "Unauthorized: Missing or invalid API key"
+
+
+_KINDS = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 409: "conflict", 413: "payload_too_large"}
+
+
+def _error(status: int, detail: str) -> ApiError:
+    """An error the app answers in Omni's shape under `/api/`: `{"detail": detail, "status": status}`."""
+    return ApiError(status, _KINDS.get(status, "omni_unavailable" if status == 502 else "error"), detail)
+
+
+class _Users:
+    """Omni user id → the external id of that embed user (SCIM), cached like the bridge's identity resolver."""
+
+    def __init__(self, service: Service, *, ttl: float, failure_ttl: float = 5.0, max_entries: int = 10_000):
+        self._service = service
+        self._ttl = ttl
+        self._failure_ttl = failure_ttl
+        self._max = max_entries
+        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+
+    async def external_id(self, user_id: str) -> str | None:
+        """The external id, or `None` when Omni has no embed user with that id."""
+        now = time.monotonic()
+        cached = self._cache.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        user = await self._service.bridge.rest.get_embed_user(user_id)
+        external = user.embed_external_id if user is not None else None
+        self._cache[user_id] = (now + (self._ttl if external else self._failure_ttl), external)
+        self._cache.move_to_end(user_id)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return external
+
+
+class JobsApi:
+    """The AI Jobs routes of one service, and the webhooks of the jobs they start.
+
+    Args:
+        service: the running service (settings, store, bridge, runner).
+        sender: how webhooks are sent (default: checked against `BRIDGE_WEBHOOK_ALLOW`, 5 s timeout).
+    """
+
+    def __init__(self, service: Service, *, sender: WebhookSender | None = None) -> None:
+        self.service = service
+        settings = service.settings
+        self.sender = sender or WebhookSender(WebhookUrlPolicy.from_settings(settings))
+        self.webhooks = JobWebhooks(service.store, self.sender)
+        self.webhooks.attach(service.runner)
+        self._users = _Users(service, ttl=max(settings.bridge_identity_ttl_seconds, 1.0))
+
+    def __repr__(self) -> str:
+        return f"<JobsApi webhooks={self.webhooks!r}>"
+
+    @property
+    def routes(self) -> list[Route]:
+        """The four routes, each described for the OpenAPI document."""
+        return [
+            ApiRoute(_operation("POST", "", "aiJobSubmit", "Create an AI job", JobCreated, 201), self.create_job),
+            ApiRoute(
+                _operation("GET", "/{job_id}", "aiJobStatus", "Get an AI job's status", JobStatus), self.job_status
+            ),
+            ApiRoute(
+                _operation("GET", "/{job_id}/result", "aiJobResult", "Get an AI job's result", JobResult),
+                self.job_result,
+            ),
+            ApiRoute(
+                _operation("POST", "/{job_id}/cancel", "aiJobCancel", "Cancel an AI job", JobCancelled), self.cancel_job
+            ),
+        ]
+
+    # --- who is asking -------------------------------------------------------------------------------------
+
+    def _tenant(self, request: Request) -> str:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        tenant = self.service.keys.tenant_of(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+        if tenant is None:
+            raise _error(401, _UNAUTHORIZED)
+        return tenant
+
+    async def _owner(self, request: Request) -> tuple[str, Owner, str | None]:
+        """(tenant, owner, Omni user id if the request named one) of an authenticated request."""
+        tenant = self._tenant(request)
+        header = user_from_request(request) if request.headers.get(USER_HEADER, "").strip() else None
+        user_id = request.query_params.get("userId", "").strip() or None
+        if user_id is None:
+            if header is None:
+                raise _error(
+                    400, f"Bad Request: name the end user with ?userId=<Omni user id> or the {USER_HEADER} header"
+                )
+            return tenant, Owner(tenant=tenant, user=header), None
+        try:
+            user_id = str(uuid.UUID(user_id))
+        except ValueError:
+            raise _error(400, f"Bad Request: userId must be a UUID, got {user_id[:64]!r}") from None
+        try:
+            external = await self._users.external_id(user_id)
+        except OmniHTTPError as exc:
+            log.warning("looking up an Omni user by id failed: HTTP %d", exc.status)
+            raise _error(502, "Omni refused the lookup of the user") from None
+        except OmniError:
+            raise _error(502, "Omni could not be reached to look up the user") from None
+        if external is None:
+            raise _error(404, f"User {user_id} not found")
+        if header is not None and header != external:
+            raise _error(400, f"Bad Request: userId and {USER_HEADER} name different users")
+        return tenant, Owner(tenant=tenant, user=external), user_id
+
+    async def _omni_user_id(self, owner: Owner) -> str:
+        try:
+            identity = await self.service.bridge.resolve(owner.user)
+        except IdentityError:
+            raise _error(404, f"User not found: Omni has no embed user with external id {owner.user!r}") from None
+        except OmniError:
+            raise _error(502, "Omni could not be reached to look up the user") from None
+        return identity.user_id
+
+    async def _job(self, request: Request) -> tuple[str, Owner, ResponseRecord, JobFacts]:
+        tenant, owner, _ = await self._owner(request)
+        job_id = request.path_params["job_id"]
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            raise _error(400, f"Bad Request: jobId must be a UUID, got {job_id[:64]!r}") from None
+        store = self.service.store
+        record = await store.get_response(owner, job_id)
+        thread = await store.get_thread(owner, record.thread_id) if record is not None else None
+        facts = JobFacts.of(thread) if thread is not None else None
+        if record is None or record.origin != "job" or facts is None:
+            raise _error(404, f"Job {job_id} not found")
+        return tenant, owner, record, facts
+
+    # --- the routes ----------------------------------------------------------------------------------------
+
+    async def create_job(self, request: Request) -> Response:
+        """`POST /api/v1/ai/jobs`: start a job in a new or continued conversation; 201 `{jobId, …}`."""
+        tenant, owner, user_id = await self._owner(request)
+        body = await _parse(request)
+        self.service.check_accepting()
+        settings = self.service.settings
+        if settings.omni_model_id is not None and str(body.modelId) != settings.omni_model_id:
+            raise _error(404, f"Model {body.modelId} not found")
+        webhook = None
+        if body.webhookUrl is not None:
+            assert body.webhookSigningSecret is not None  # the body's validator requires it
+            try:
+                await self.sender.policy.check(str(body.webhookUrl))
+            except WebhookUrlError as exc:
+                raise _error(400, f"Bad Request: {exc}") from None
+            webhook = WebhookTarget(
+                url=str(body.webhookUrl),
+                secret=body.webhookSigningSecret,
+                metadata=body.webhookMetadata,
+                progress=body.progressWebhookEnabled,
+            )
+        store = self.service.store
+        engine = self.service.engine_for(None)
+        conversation_id = str(body.conversationId or uuid.uuid4())
+        thread = await store.get_thread(owner, conversation_id) if body.conversationId else None
+        facts = JobFacts.of(thread) if thread is not None else None
+        if thread is not None and facts is None:  # a thread the thread API made: not a job conversation
+            raise _error(404, f"Conversation {conversation_id} not found")
+        message = MessageRecord(thread_id=conversation_id, owner=owner, role="user", parts=[TextPart(text=body.prompt)])
+        job = ResponseRecord(
+            thread_id=conversation_id,
+            owner=owner,
+            user_message_id=message.id,
+            prompt=body.prompt,
+            origin="job",
+            webhook=webhook,
+        )
+        message = message.model_copy(update={"response_id": job.id})
+        if facts is None:
+            facts = JobFacts(
+                user_id=user_id or await self._omni_user_id(owner),
+                model_id=str(body.modelId),
+                topic_name=body.topicName,
+                branch_id=str(body.branchId) if body.branchId else None,
+                chat_url=_chat_url(request, conversation_id),
+            )
+            created = ThreadRecord(
+                id=conversation_id,
+                owner=owner,
+                title=body.prompt.splitlines()[0][:80],
+                engine=engine,
+                metadata={FACTS_KEY: facts.model_dump(mode="json")},
+            )
+            accepted = await self._create(created, message, job)
+        else:
+            accepted = await store.create_job(None, message, job)
+        if not accepted:
+            raise _error(409, "An active job already exists for this conversation")
+        self.service.runner.start(job, engine=engine)
+        log.debug("job %s started for tenant %s", job.id, tenant)
+        created_body = JobCreated(jobId=job.id, conversationId=conversation_id, omniChatUrl=facts.chat_url)
+        return JSONResponse(created_body.body(), status_code=201)
+
+    async def _create(self, thread: ThreadRecord, message: MessageRecord, job: ResponseRecord) -> bool:
+        """Create the conversation with its first job; if its id was taken meanwhile, continue it if it is ours."""
+        store = self.service.store
+        try:
+            return await store.create_job(thread, message, job)
+        except ValueError:  # a thread with this id exists: another owner's (404), or ours created a moment ago
+            if await store.get_thread(thread.owner, thread.id) is None:
+                raise _error(404, f"Conversation {thread.id} not found") from None
+            return await store.create_job(None, message, job)
+
+    async def job_status(self, request: Request) -> Response:
+        """`GET /api/v1/ai/jobs/{jobId}`: the job's state and what goes with it."""
+        tenant, owner, record, facts = await self._job(request)
+        steps = 0
+        if record.status == "running":
+            steps = step_count(parse_events(await self.service.store.events_after(owner, record.id, 0) or []))
+        status = build_status(record, facts, organization=organization_id(tenant), progress=progress_of(record, steps))
+        return JSONResponse(status.body())
+
+    async def job_result(self, request: Request) -> Response:
+        """`GET /api/v1/ai/jobs/{jobId}/result`: the answer and its queries (CSV), once `COMPLETE`."""
+        _, owner, record, facts = await self._job(request)
+        if record.status != "succeeded":
+            raise _error(404, f"Job {record.id} has no result: it is {JOB_STATES[record.status]}")
+        events = parse_events(await self.service.store.events_after(owner, record.id, 0) or [])
+        artifacts = {}
+        store = self.service.bridge.store.artifacts
+        for result_id in result_ids(record, events):
+            artifact = await store.get(result_id, owner=facts.user_id)
+            if artifact is not None:
+                artifacts[result_id] = artifact
+        return JSONResponse(build_result(record, facts, events, artifacts).body())
+
+    async def cancel_job(self, request: Request) -> Response:
+        """`POST /api/v1/ai/jobs/{jobId}/cancel`: queued ends at once, running stops soon; terminal stays as is."""
+        _, owner, record, facts = await self._job(request)
+        cancelled = await self.service.store.request_cancel(owner, record.id, by=facts.user_id)
+        if cancelled is None:
+            raise _error(404, f"Job {record.id} not found")
+        if record.status == "queued" and cancelled.status == "canceled":
+            # Ended here, before any runner claimed it: no run will report its end, so this request does.
+            self.service.runner.notify_finished(cancelled)
+        return JSONResponse(JobCancelled(jobId=cancelled.id, state=JOB_STATES[cancelled.status]).body())
+
+
+_USER_PARAMS = (
+    Param("userId", "query", {"type": "string", "format": "uuid"}, "The Omni user to act for (Omni's way)."),
+    Param(USER_HEADER, "header", {"type": "string"}, "Or: the end user's external id (the bridge's way)."),
+)
+_JOB_ID = Param("job_id", "path", {"type": "string", "format": "uuid"}, "The job's id (`jobId`).")
+
+
+def _operation(
+    method: str, suffix: str, operation_id: str, summary: str, answer: type[BaseModel], status: int = 200
+) -> Operation:
+    create = suffix == ""
+    return Operation(
+        method=method,
+        path="/api/v1/ai/jobs" + suffix,
+        operation_id=operation_id,
+        summary=summary,
+        tag="AI jobs (Omni-compatible)",
+        description="Answers as Omni's AI Jobs API does (omni-api.md §2): same fields, states and errors.",
+        params=_USER_PARAMS if create else (_JOB_ID, *_USER_PARAMS),
+        body=CreateJobBody if create else None,
+        status=status,
+        data=answer,
+        errors=(404, 409, 502) if create else (404, 502),
+        envelope=False,
+        error_body=OmniErrorBody,
+    )
+
+
+def jobs_routes(service: Service) -> list[Route]:
+    """The AI Jobs routes of `service`; call once per service (it attaches the webhooks to the runner)."""
+    return JobsApi(service).routes
+
+
+async def _parse(request: Request) -> CreateJobBody:
+    """The create-job body, or a 400/413 in Omni's words (the body is read in chunks, at most the limit)."""
+    too_large = _error(413, f"Request body too large: at most {MAX_BODY_BYTES} bytes")
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        data: Any = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise _error(400, "Bad Request: Invalid JSON") from None
+    if not isinstance(data, dict):
+        raise _error(400, "Bad Request: the body must be a JSON object")
+    try:
+        return CreateJobBody.model_validate(data)
+    except ValidationError as exc:
+        raise _error(400, validation_detail(exc)) from None
+
+
+def _chat_url(request: Request, conversation_id: str) -> str:
+    """`omniChatUrl`: the bridge's chat page opened on the conversation."""
+    return f"{str(request.base_url).rstrip('/')}/?thread={conversation_id}"

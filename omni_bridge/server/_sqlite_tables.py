@@ -1,0 +1,329 @@
+"""The tables of the SQLite service store, and the row-level work its transactions are made of.
+
+Kept apart from `SqliteServiceStore` (the async face, threads and locks) so each reads on its own: here every
+function takes the connection and runs synchronously, inside the caller's transaction where it writes.
+Records are kept whole as JSON (`record` columns); the other columns exist to be searched.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from omni_bridge.agent.events import ContentPart
+from omni_bridge.exceptions import ConfigError
+from omni_bridge.server._progress import without_thinking
+from omni_bridge.server._records import (
+    ACTIVE_STATUSES,
+    MessageRecord,
+    Owner,
+    ResponseError,
+    ResponseRecord,
+    ResponseStatus,
+    ThreadRecord,
+)
+
+__all__ = [
+    "PARTS",
+    "WORKER_LOST",
+    "dump_response",
+    "end_response",
+    "from_us",
+    "get_message",
+    "get_response",
+    "get_thread",
+    "held",
+    "insert_message",
+    "insert_response",
+    "insert_thread",
+    "now",
+    "open_database",
+    "open_reader",
+    "save_response",
+    "thread_if_idle",
+    "to_us",
+    "touch_thread",
+    "transaction",
+    "without_thinking",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+_SCHEMA_VERSION = 1
+_SCHEMA = (
+    """CREATE TABLE threads (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        end_user TEXT NOT NULL,
+        updated_us INTEGER NOT NULL,
+        record TEXT NOT NULL
+    )""",
+    "CREATE INDEX threads_by_owner ON threads (tenant, end_user, updated_us)",
+    """CREATE TABLE messages (
+        pos INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        thread_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        end_user TEXT NOT NULL,
+        record TEXT NOT NULL
+    )""",
+    "CREATE INDEX messages_by_thread ON messages (thread_id, pos)",
+    """CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        end_user TEXT NOT NULL,
+        status TEXT NOT NULL,
+        lease_us INTEGER,
+        version INTEGER NOT NULL DEFAULT 0,
+        record TEXT NOT NULL
+    )""",
+    "CREATE INDEX responses_running ON responses (status, lease_us)",
+    """CREATE TABLE events (
+        response_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (response_id, seq)
+    )""",
+)
+"""Version 1 of the schema."""
+
+WORKER_LOST = ResponseError(
+    type="worker_lost",
+    message="The server running this response stopped before it finished (its lease ran out); ask again.",
+)
+"""The error of a response ended by `expire_leases`."""
+
+PARTS: TypeAdapter[list[ContentPart]] = TypeAdapter(list[ContentPart])
+
+
+def to_us(moment: datetime) -> int:
+    return (moment - _EPOCH) // _ONE_MICROSECOND
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def dump_response(response: ResponseRecord) -> str:
+    """The response as stored: JSON with the webhook secret in clear (a `SecretStr` dumps as stars)."""
+    data = response.model_dump(mode="json")
+    if response.webhook is not None:
+        data["webhook"]["secret"] = response.webhook.secret.get_secret_value()
+    return json.dumps(data)
+
+
+def get_thread(db: sqlite3.Connection, owner: Owner, thread_id: str) -> ThreadRecord | None:
+    row = db.execute(
+        "SELECT record FROM threads WHERE id = ? AND tenant = ? AND end_user = ?", (thread_id, owner.tenant, owner.user)
+    ).fetchone()
+    return None if row is None else ThreadRecord.model_validate_json(row[0])
+
+
+def get_message(db: sqlite3.Connection, owner: Owner, message_id: str) -> MessageRecord | None:
+    row = db.execute(
+        "SELECT record FROM messages WHERE id = ? AND tenant = ? AND end_user = ?",
+        (message_id, owner.tenant, owner.user),
+    ).fetchone()
+    return None if row is None else MessageRecord.model_validate_json(row[0])
+
+
+def get_response(db: sqlite3.Connection, response_id: str, owner: Owner | None = None) -> ResponseRecord | None:
+    if owner is None:
+        row = db.execute("SELECT record FROM responses WHERE id = ?", (response_id,)).fetchone()
+    else:
+        row = db.execute(
+            "SELECT record FROM responses WHERE id = ? AND tenant = ? AND end_user = ?",
+            (response_id, owner.tenant, owner.user),
+        ).fetchone()
+    return None if row is None else ResponseRecord.model_validate_json(row[0])
+
+
+def held(db: sqlite3.Connection, response_id: str, worker: str) -> ResponseRecord | None:
+    """The response while `worker` holds its lease (running, claimed by it, not yet expired by the reaper)."""
+    response = get_response(db, response_id)
+    if response is None or response.status != "running" or response.worker != worker:
+        return None
+    return response
+
+
+def thread_if_idle(db: sqlite3.Connection, owner: Owner, thread_id: str) -> ThreadRecord | None:
+    """The thread, unless it is not the owner's or its current response is still active."""
+    thread = get_thread(db, owner, thread_id)
+    if thread is None:
+        return None
+    if thread.current_response_id is not None:
+        row = db.execute("SELECT status FROM responses WHERE id = ?", (thread.current_response_id,)).fetchone()
+        if row is not None and row[0] in ACTIVE_STATUSES:
+            return None
+    return thread
+
+
+def _stamp(db: sqlite3.Connection) -> int:
+    """Now, or a microsecond after the latest thread stamp: thread order is the order of the writes."""
+    (last,) = db.execute("SELECT MAX(updated_us) FROM threads").fetchone()
+    current = to_us(now())
+    return current if last is None or current > last else last + 1
+
+
+def insert_thread(db: sqlite3.Connection, thread: ThreadRecord, response: ResponseRecord) -> None:
+    if db.execute("SELECT 1 FROM threads WHERE id = ?", (thread.id,)).fetchone():
+        raise ValueError(f"thread {thread.id!r} already exists")
+    stamp = _stamp(db)
+    record = thread.model_copy(update={"current_response_id": response.id, "updated_at": from_us(stamp)})
+    db.execute(
+        "INSERT INTO threads (id, tenant, end_user, updated_us, record) VALUES (?, ?, ?, ?, ?)",
+        (thread.id, thread.owner.tenant, thread.owner.user, stamp, record.model_dump_json()),
+    )
+
+
+def touch_thread(db: sqlite3.Connection, thread: ThreadRecord, **changes: Any) -> ThreadRecord:
+    stamp = _stamp(db)
+    updated = thread.model_copy(update={**changes, "updated_at": from_us(stamp)})
+    db.execute(
+        "UPDATE threads SET updated_us = ?, record = ? WHERE id = ?", (stamp, updated.model_dump_json(), thread.id)
+    )
+    return updated
+
+
+def insert_message(db: sqlite3.Connection, message: MessageRecord) -> None:
+    db.execute(
+        "INSERT INTO messages (id, thread_id, tenant, end_user, record) VALUES (?, ?, ?, ?, ?)",
+        (message.id, message.thread_id, message.owner.tenant, message.owner.user, message.model_dump_json()),
+    )
+
+
+def insert_response(db: sqlite3.Connection, response: ResponseRecord) -> None:
+    lease = None if response.lease_expires_at is None else to_us(response.lease_expires_at)
+    db.execute(
+        "INSERT INTO responses (id, thread_id, tenant, end_user, status, lease_us, record) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            response.id,
+            response.thread_id,
+            response.owner.tenant,
+            response.owner.user,
+            response.status,
+            lease,
+            dump_response(response),
+        ),
+    )
+
+
+def save_response(
+    db: sqlite3.Connection, response: ResponseRecord, *, visible: bool = True, **changes: Any
+) -> ResponseRecord:
+    """Write the response with `changes`; `visible` changes bump the version readers wait on."""
+    updated = response.model_copy(update=changes)
+    lease = None if updated.lease_expires_at is None else to_us(updated.lease_expires_at)
+    db.execute(
+        "UPDATE responses SET status = ?, lease_us = ?, version = version + ?, record = ? WHERE id = ?",
+        (updated.status, lease, 1 if visible else 0, dump_response(updated), updated.id),
+    )
+    return updated
+
+
+def end_response(
+    db: sqlite3.Connection,
+    response: ResponseRecord,
+    status: ResponseStatus,
+    *,
+    message: MessageRecord | None,
+    error: ResponseError | None,
+) -> ResponseRecord:
+    """End a response: its status, message and error; the lease released; the thread stamped."""
+    moment = now()
+    if message is not None:
+        insert_message(db, message)
+    parts = list(message.parts) if message is not None else without_thinking(response.parts)
+    ended = save_response(
+        db,
+        response,
+        status=status,
+        parts=parts,
+        message_id=None if message is None else message.id,
+        error=error,
+        lease_expires_at=None,
+        updated_at=moment,
+        finished_at=moment,
+    )
+    thread = get_thread(db, response.owner, response.thread_id)
+    if thread is not None:
+        touch_thread(db, thread)
+    return ended
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that takes the file's write lock at once, so two processes cannot interleave."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"BRIDGE_STORE_URL: cannot create the directory {str(path.parent)!r} of the service store: "
+            f"{exc.strerror or exc}"
+        ) from exc
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"BRIDGE_STORE_URL: cannot open the service store {str(path)!r}: {exc}") from exc
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute("PRAGMA journal_mode = WAL")
+        # WAL + NORMAL: a commit survives a crash of the process; only a power cut may lose the last ones.
+        db.execute("PRAGMA synchronous = NORMAL")
+        _migrate(db, path)
+    except BaseException as exc:
+        db.close()
+        if isinstance(exc, sqlite3.Error):
+            raise ConfigError(f"BRIDGE_STORE_URL: cannot use {str(path)!r} as the service store: {exc}") from exc
+        raise
+    return db
+
+
+def open_reader(path: Path, writer: sqlite3.Connection) -> sqlite3.Connection:
+    """A second connection for lookups on the loop: never waits on a lock (busy: the caller retries elsewhere)."""
+    try:
+        reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA busy_timeout = 0")
+        reader.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:
+        writer.close()
+        raise ConfigError(f"BRIDGE_STORE_URL: cannot open the service store {str(path)!r}: {exc}") from exc
+    return reader
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    with transaction(db):
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        (version,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        if version > _SCHEMA_VERSION:
+            raise ConfigError(
+                f"the service store {str(path)!r} has schema version {version}, newer than this omni-bridge "
+                f"understands ({_SCHEMA_VERSION}); upgrade omni-bridge"
+            )
+        if version == 0:
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (_SCHEMA_VERSION,))
