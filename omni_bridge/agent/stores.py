@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
+from omni_bridge._sqlite import open_sqlite
 from omni_bridge.agent.conversation import Conversation
 from omni_bridge.agent.identity import OmniIdentity
 from omni_bridge.exceptions import ConfigError, IdentityError
@@ -229,7 +230,7 @@ class SqliteConversationStore(_Lifecycle):
         self._path = Path(path).expanduser()
         self._lock = threading.Lock()
         """Serialises use of `_db`: `asyncio.to_thread` may run consecutive calls on different threads."""
-        self._db = _open_database(self._path)
+        self._db = open_sqlite(self._path, what="conversation store", migrate=_migrate)
         self._artifacts = _SqliteArtifactStore(self)
 
     def __repr__(self) -> str:
@@ -361,29 +362,6 @@ def _upsert(db: sqlite3.Connection, identity: OmniIdentity, record: dict[str, An
         (record["id"], identity.external_id, identity.user_id, identity.server, stamp_us, json.dumps(record)),
     )
     return stamp_us
-
-
-def _open_database(path: Path) -> sqlite3.Connection:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create the directory {str(path.parent)!r} for the conversation store: {exc.strerror or exc}"
-        ) from exc
-    try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot open the conversation store {str(path)!r}: {exc}") from exc
-    try:
-        db.execute("PRAGMA busy_timeout = 5000")
-        db.execute("PRAGMA journal_mode = WAL")
-        _migrate(db, path)
-    except BaseException as exc:
-        db.close()
-        if isinstance(exc, sqlite3.Error):
-            raise ConfigError(f"cannot use {str(path)!r} as the conversation store: {exc}") from exc
-        raise
-    return db
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:

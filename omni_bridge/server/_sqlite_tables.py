@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from omni_bridge._sqlite import open_sqlite
 from omni_bridge.agent.events import ContentPart
 from omni_bridge.exceptions import ConfigError
 from omni_bridge.server._progress import without_thinking
@@ -277,29 +278,7 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 def open_database(path: Path) -> sqlite3.Connection:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"BRIDGE_STORE_URL: cannot create the directory {str(path.parent)!r} of the service store: "
-            f"{exc.strerror or exc}"
-        ) from exc
-    try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise ConfigError(f"BRIDGE_STORE_URL: cannot open the service store {str(path)!r}: {exc}") from exc
-    try:
-        db.execute("PRAGMA busy_timeout = 5000")
-        db.execute("PRAGMA journal_mode = WAL")
-        # WAL + NORMAL: a commit survives a crash of the process; only a power cut may lose the last ones.
-        db.execute("PRAGMA synchronous = NORMAL")
-        _migrate(db, path)
-    except BaseException as exc:
-        db.close()
-        if isinstance(exc, sqlite3.Error):
-            raise ConfigError(f"BRIDGE_STORE_URL: cannot use {str(path)!r} as the service store: {exc}") from exc
-        raise
-    return db
+    return open_sqlite(path, what="service store", migrate=_migrate, setting="BRIDGE_STORE_URL")
 
 
 def open_reader(path: Path, writer: sqlite3.Connection) -> sqlite3.Connection:
