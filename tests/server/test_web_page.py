@@ -411,7 +411,11 @@ async def test_errors_from_the_service_are_shown_and_the_question_kept(served: S
             assert KEY not in alert and await page.evaluate(QUESTIONS) == []
 
             await page.set_key(KEY)
-            await page.evaluate("document.getElementById('question').value = 'x'.repeat(20001)")
+            # The key takes effect once the thread list loads with it (an empty list); only then ask again.
+            await page.wait_until("!document.getElementById('threads-empty').hidden", bool)
+            await page.evaluate(
+                "(() => { const q = document.getElementById('question'); q.value = 'x'.repeat(20001); q.focus(); })()"
+            )
             await page.press_enter()
             alert = await page.wait_until(ALERT, lambda text: text is not None and "Bad request" in text)
             assert "at most 20000 characters" in alert
