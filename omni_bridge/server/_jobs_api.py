@@ -229,6 +229,7 @@ class JobsApi:
             prompt=body.prompt,
             origin="job",
             webhook=webhook,
+            lease_expires_at=self.service.start_deadline(),
         )
         message = message.model_copy(update={"response_id": job.id})
         if facts is None:

@@ -332,7 +332,7 @@ class PostgresServiceStore:
         expired: list[ResponseRecord] = []
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "SELECT record FROM bridge_responses WHERE status = 'running' AND lease_expires_at < %s "
+                "SELECT record FROM bridge_responses WHERE status IN ('queued', 'running') AND lease_expires_at < %s "
                 "ORDER BY lease_expires_at FOR UPDATE SKIP LOCKED",
                 (now,),
             )

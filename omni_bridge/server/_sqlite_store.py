@@ -292,7 +292,8 @@ class SqliteServiceStore:
         def expire(db: sqlite3.Connection) -> list[ResponseRecord]:
             with transaction(db):
                 rows = db.execute(
-                    "SELECT record FROM responses WHERE status = 'running' AND lease_us < ? ORDER BY lease_us",
+                    "SELECT record FROM responses WHERE status IN ('queued', 'running') AND lease_us < ? "
+                    "ORDER BY lease_us",
                     (to_us(now),),
                 ).fetchall()
                 ended = []

@@ -123,8 +123,9 @@ class ServiceStore(Protocol):
         ...
 
     async def expire_leases(self, now: datetime) -> list[ResponseRecord]:
-        """End every running response whose lease ran out before `now` as `failed` (error type
-        `worker_lost`), writing an errored assistant message with the parts it had; returns them."""
+        """End every running response whose lease ran out before `now`, and every queued one whose start
+        deadline (`lease_expires_at`) passed unclaimed, as `failed` (error type `worker_lost`), writing an
+        errored assistant message with the parts it had; returns them."""
         ...
 
     async def events_after(self, owner: Owner, response_id: str, seq: int) -> list[StoredEvent] | None:

@@ -104,7 +104,13 @@ class _Threads:
         text = body.message.text
         thread = ThreadRecord(owner=owner, engine=engine, title=body.title or _title_of(text))
         message = MessageRecord(thread_id=thread.id, owner=owner, role="user", parts=[TextPart(text=text)])
-        response = ResponseRecord(thread_id=thread.id, owner=owner, user_message_id=message.id, prompt=text)
+        response = ResponseRecord(
+            thread_id=thread.id,
+            owner=owner,
+            user_message_id=message.id,
+            prompt=text,
+            lease_expires_at=service.start_deadline(),
+        )
         await service.store.create_thread(thread, message, response)
         profile = body.user_profile
         user = None
@@ -143,7 +149,13 @@ class _Threads:
         service.engine_for(existing.engine)  # a thread of an engine this worker lacks: 400 now, not a failed run
         text = body.message.text
         message = MessageRecord(thread_id=thread_id, owner=owner, role="user", parts=[TextPart(text=text)])
-        response = ResponseRecord(thread_id=thread_id, owner=owner, user_message_id=message.id, prompt=text)
+        response = ResponseRecord(
+            thread_id=thread_id,
+            owner=owner,
+            user_message_id=message.id,
+            prompt=text,
+            lease_expires_at=service.start_deadline(),
+        )
         thread = await service.store.post_message(message, response)
         if thread is None:
             raise ApiError(

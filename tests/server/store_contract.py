@@ -43,6 +43,7 @@ from omni_bridge.server._store import ServiceStore
 __all__ = [
     "test_a_canceled_queued_response_cannot_be_claimed_and_frees_the_thread",
     "test_a_finished_response_is_returned_as_it_is_by_cancel",
+    "test_a_queued_response_never_claimed_by_its_start_deadline_ends_as_worker_lost",
     "test_a_record_of_another_owner_does_not_exist",
     "test_a_running_response_is_asked_to_stop_and_its_worker_sees_it",
     "test_a_thread_is_written_with_its_first_message_and_queued_response",
@@ -250,6 +251,29 @@ async def test_finish_writes_the_message_status_and_error_and_releases_the_lease
     assert await store.heartbeat(response.id, "w1", _lease()) is None
     assert await store.events_after(ALICE, response.id, 0) == []
     assert await store.expire_leases(_now() + timedelta(days=1)) == []
+
+
+async def test_a_queued_response_never_claimed_by_its_start_deadline_ends_as_worker_lost(store: ServiceStore) -> None:
+    # The worker that accepted the question died before it started the run.
+    thread, message, response = new_thread(ALICE)
+    response = response.model_copy(update={"lease_expires_at": _now() + timedelta(seconds=5)})
+    await store.create_thread(thread, message, response)
+    # A queued response with no deadline (as some callers make) is never touched.
+    bobs_thread, bobs_message, bobs = new_thread(BOB)
+    await store.create_thread(bobs_thread, bobs_message, bobs)
+
+    assert await store.expire_leases(_now()) == []
+    expired = await store.expire_leases(_now() + timedelta(seconds=30))
+
+    assert [r.id for r in expired] == [response.id]
+    lost = await store.get_response(ALICE, response.id)
+    assert lost is not None and lost.status == "failed" and lost.error is not None
+    assert lost.error.type == "worker_lost"
+    assert await store.claim(response.id, "w1", _lease()) is None  # too late to start it now
+    second_message, second = new_message(thread, "again?")
+    assert await store.post_message(second_message, second) is not None  # and the thread takes new questions
+    still = await store.get_response(BOB, bobs.id)
+    assert still is not None and still.status == "queued"
 
 
 async def test_a_canceled_queued_response_cannot_be_claimed_and_frees_the_thread(store: ServiceStore) -> None:
