@@ -1,31 +1,47 @@
-"""Opening a SQLite store file the same way everywhere: directory made, WAL, a busy timeout, the schema migrated,
-and every failure turned into a `ConfigError` that names the file (and the setting behind it, when there is one).
+"""SQLite store files, handled the same way everywhere: opened (directory made, WAL, a busy timeout, the schema
+created and its version checked, every failure a `ConfigError` naming the file and the setting behind it), and
+written in transactions that take the file's write lock at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from omni_bridge.exceptions import ConfigError
 
-__all__ = ["open_sqlite"]
+__all__ = ["open_sqlite", "transaction"]
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that takes the file's write lock at once, so two processes cannot interleave."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
 
 
 def open_sqlite(
-    path: Path, *, what: str, migrate: Callable[[sqlite3.Connection, Path], None], setting: str | None = None
+    path: Path, *, what: str, schema: Sequence[str], version: int, setting: str | None = None
 ) -> sqlite3.Connection:
-    """A connection to the store file `path` (created with its directory when missing), migrated and ready.
+    """A connection to the store file `path` (created with its directory when missing), its schema in place.
 
     Args:
         path: the database file.
         what: what the file holds, for messages (`"conversation store"`).
-        migrate: creates or upgrades the schema; raises `ConfigError` for a file of a newer version.
+        schema: the statements that create the tables of a new file.
+        version: the schema version they make; a file of a newer version is refused.
         setting: the variable that chose the file, to start messages with (`"BRIDGE_STORE_URL"`).
 
     Raises:
-        ConfigError: the directory or file cannot be created or opened, or is not a usable SQLite database.
+        ConfigError: the directory or file cannot be created or opened, is not a usable SQLite database, or was
+            written by a newer omni-bridge.
     """
     prefix = f"{setting}: " if setting else ""
     try:
@@ -43,10 +59,25 @@ def open_sqlite(
         db.execute("PRAGMA journal_mode = WAL")
         # WAL + NORMAL: a commit survives a crash of the process; only a power cut may lose the last ones.
         db.execute("PRAGMA synchronous = NORMAL")
-        migrate(db, path)
+        _create_schema(db, path, what=what, schema=schema, version=version)
     except BaseException as exc:
         db.close()
         if isinstance(exc, sqlite3.Error):
             raise ConfigError(f"{prefix}cannot use {str(path)!r} as the {what}: {exc}") from exc
         raise
     return db
+
+
+def _create_schema(db: sqlite3.Connection, path: Path, *, what: str, schema: Sequence[str], version: int) -> None:
+    with transaction(db):
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        (found,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        if found > version:
+            raise ConfigError(
+                f"the {what} {str(path)!r} has schema version {found}, newer than this omni-bridge "
+                f"understands ({version}); upgrade omni-bridge"
+            )
+        if found == 0:
+            for statement in schema:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))

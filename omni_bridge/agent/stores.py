@@ -18,14 +18,13 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
-from omni_bridge._sqlite import open_sqlite
+from omni_bridge._sqlite import open_sqlite, transaction
 from omni_bridge.agent.conversation import Conversation
 from omni_bridge.agent.identity import OmniIdentity
 from omni_bridge.exceptions import ConfigError, IdentityError
@@ -230,7 +229,7 @@ class SqliteConversationStore(_Lifecycle):
         self._path = Path(path).expanduser()
         self._lock = threading.Lock()
         """Serialises use of `_db`: `asyncio.to_thread` may run consecutive calls on different threads."""
-        self._db = open_sqlite(self._path, what="conversation store", migrate=_migrate)
+        self._db = open_sqlite(self._path, what="conversation store", schema=_SCHEMA, version=_SCHEMA_VERSION)
         self._artifacts = _SqliteArtifactStore(self)
 
     def __repr__(self) -> str:
@@ -255,7 +254,7 @@ class SqliteConversationStore(_Lifecycle):
         record = conversation.model_dump(mode="json")
 
         def create(db: sqlite3.Connection) -> int:
-            with _transaction(db):
+            with transaction(db):
                 if db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation.id,)).fetchone():
                     raise _duplicate(conversation.id)
                 return _upsert(db, conversation.identity, record)
@@ -270,7 +269,7 @@ class SqliteConversationStore(_Lifecycle):
         record = conversation.model_dump(mode="json")
 
         def save(db: sqlite3.Connection) -> int:
-            with _transaction(db):
+            with transaction(db):
                 row = db.execute(
                     "SELECT external_id, user_id, server FROM conversations WHERE id = ?", (conversation.id,)
                 ).fetchone()
@@ -291,7 +290,7 @@ class SqliteConversationStore(_Lifecycle):
 
     async def delete(self, conversation_id: str) -> bool:
         def delete(db: sqlite3.Connection) -> bool:
-            with _transaction(db):
+            with transaction(db):
                 return db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount > 0
 
         return await self._run(delete)
@@ -324,7 +323,7 @@ class _SqliteArtifactStore:
         record = artifact.model_dump_json()
 
         def put(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 db.execute(
                     "INSERT INTO artifacts (id, owner, record) VALUES (?, ?, ?) "
                     "ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, record = excluded.record",
@@ -339,18 +338,6 @@ class _SqliteArtifactStore:
         return Artifact.model_validate_json(rows[0][0]) if rows else None
 
 
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction that takes the file's write lock at once, so two processes cannot interleave."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.rollback()
-        raise
-    db.commit()
-
-
 def _upsert(db: sqlite3.Connection, identity: OmniIdentity, record: dict[str, Any]) -> int:
     """Write `record` stamped after every stored conversation; return the stamp. Runs inside a transaction."""
     (last_us,) = db.execute("SELECT MAX(updated_us) FROM conversations").fetchone()
@@ -362,21 +349,6 @@ def _upsert(db: sqlite3.Connection, identity: OmniIdentity, record: dict[str, An
         (record["id"], identity.external_id, identity.user_id, identity.server, stamp_us, json.dumps(record)),
     )
     return stamp_us
-
-
-def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    with _transaction(db):
-        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        (version,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-        if version > _SCHEMA_VERSION:
-            raise ConfigError(
-                f"the conversation store {str(path)!r} has schema version {version}, newer than this omni-bridge "
-                f"understands ({_SCHEMA_VERSION}); upgrade omni-bridge"
-            )
-        if version == 0:
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.execute("INSERT INTO schema_version (version) VALUES (?)", (_SCHEMA_VERSION,))
 
 
 def open_store(url_or_path: str | os.PathLike[str]) -> ConversationStore:

@@ -46,6 +46,7 @@ from omni_bridge.server._postgres_rows import (
     stamp_thread,
     write_response,
 )
+from omni_bridge.server._progress import lost_message, without_thinking
 from omni_bridge.server._records import (
     TERMINAL_STATUSES,
     Feedback,
@@ -57,7 +58,7 @@ from omni_bridge.server._records import (
     StoredEvent,
     ThreadRecord,
 )
-from omni_bridge.server._sqlite_store import WORKER_LOST, without_thinking
+from omni_bridge.server._sqlite_store import WORKER_LOST
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -338,14 +339,7 @@ class PostgresServiceStore:
             )
             for (record,) in await cursor.fetchall():
                 response = ResponseRecord.model_validate(record)
-                message = MessageRecord(
-                    thread_id=response.thread_id,
-                    owner=response.owner,
-                    role="assistant",
-                    parts=without_thinking(response.parts),
-                    outcome="errored",
-                    response_id=response.id,
-                )
+                message = lost_message(response)
                 expired.append(await self._end(conn, response, "failed", message=message, error=WORKER_LOST))
         return expired
 

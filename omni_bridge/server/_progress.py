@@ -25,8 +25,9 @@ from omni_bridge.agent.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from omni_bridge.server._records import MessageRecord, ResponseRecord
 
-__all__ = ["PartsSoFar", "progress_line", "without_thinking"]
+__all__ = ["PartsSoFar", "lost_message", "progress_line", "without_thinking"]
 
 
 class PartsSoFar:
@@ -86,3 +87,15 @@ def progress_line(event: Event) -> str | None:
 def without_thinking(parts: Sequence[ContentPart]) -> list[ContentPart]:
     """The parts a finished message may keep: all but `thinking`."""
     return [part for part in parts if not isinstance(part, ThinkingPart)]
+
+
+def lost_message(response: ResponseRecord) -> MessageRecord:
+    """The errored assistant message of a response whose worker was lost: the parts it had, thinking left out."""
+    return MessageRecord(
+        thread_id=response.thread_id,
+        owner=response.owner,
+        role="assistant",
+        parts=without_thinking(response.parts),
+        outcome="errored",
+        response_id=response.id,
+    )

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from omni_bridge.server._progress import lost_message
 from omni_bridge.server._records import (
     TERMINAL_STATUSES,
     Feedback,
@@ -299,14 +300,7 @@ class SqliteServiceStore:
                 ended = []
                 for (record,) in rows:
                     response = ResponseRecord.model_validate_json(record)
-                    message = MessageRecord(
-                        thread_id=response.thread_id,
-                        owner=response.owner,
-                        role="assistant",
-                        parts=without_thinking(response.parts),
-                        outcome="errored",
-                        response_id=response.id,
-                    )
+                    message = lost_message(response)
                     ended.append(end_response(db, response, "failed", message=message, error=WORKER_LOST))
                 return ended
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from omni_bridge._sqlite import open_sqlite
+from omni_bridge._sqlite import open_sqlite, transaction
 from omni_bridge.agent.events import ContentPart
 from omni_bridge.exceptions import ConfigError
 from omni_bridge.server._progress import without_thinking
@@ -265,20 +263,8 @@ def end_response(
     return ended
 
 
-@contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction that takes the file's write lock at once, so two processes cannot interleave."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.rollback()
-        raise
-    db.commit()
-
-
 def open_database(path: Path) -> sqlite3.Connection:
-    return open_sqlite(path, what="service store", migrate=_migrate, setting="BRIDGE_STORE_URL")
+    return open_sqlite(path, what="service store", schema=_SCHEMA, version=_SCHEMA_VERSION, setting="BRIDGE_STORE_URL")
 
 
 def open_reader(path: Path, writer: sqlite3.Connection) -> sqlite3.Connection:
@@ -291,18 +277,3 @@ def open_reader(path: Path, writer: sqlite3.Connection) -> sqlite3.Connection:
         writer.close()
         raise ConfigError(f"BRIDGE_STORE_URL: cannot open the service store {str(path)!r}: {exc}") from exc
     return reader
-
-
-def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    with transaction(db):
-        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        (version,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-        if version > _SCHEMA_VERSION:
-            raise ConfigError(
-                f"the service store {str(path)!r} has schema version {version}, newer than this omni-bridge "
-                f"understands ({_SCHEMA_VERSION}); upgrade omni-bridge"
-            )
-        if version == 0:
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.execute("INSERT INTO schema_version (version) VALUES (?)", (_SCHEMA_VERSION,))
