@@ -2,7 +2,8 @@
 """Set up omni-bridge in a virtual environment (created or reused) and run it or its tests.
 
     python3 dev.py run [ARGS]    the console agent on the embedded sandbox (`omni-bridge chat --sandbox ARGS`)
-    python3 dev.py test [ARGS]   the whole test suite (`pytest ARGS`)
+    python3 dev.py test [ARGS]   the whole test suite (`pytest ARGS`), after installing the third-party
+                                 peers of tests/interop (scripts/install_peers.py, into build/peers)
 
 Needs only Python 3.11+. The environment lives in `.venv` (or $OMNI_BRIDGE_VENV) and is reinstalled
 whenever pyproject.toml changes.
@@ -48,6 +49,8 @@ def main(argv: list[str]) -> int:
     if command == "run":
         cmd = [str(BIN / "omni-bridge"), "chat", "--sandbox", *rest]
     else:
+        # The interop tests' third-party peers (npm packages); each one missing is a skip with its reason.
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "install_peers.py")], cwd=ROOT, check=False)
         cmd = [str(BIN / "python"), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT).returncode
 
