@@ -113,7 +113,7 @@ class EverythingServer:
     def start(self) -> None:
         env = dict(os.environ, PORT=str(self.port), HOME=str(self.home), NO_COLOR="1")
         self.process = subprocess.Popen(
-            ["node", str(self.script), "streamableHttp"],
+            [str(node22()), str(self.script), "streamableHttp"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
