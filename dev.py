@@ -6,13 +6,15 @@
                                  peers of tests/interop (scripts/install_peers.py, into build/peers)
 
 Needs only Python 3.11+. The environment lives in `.venv` (or $OMNI_BRIDGE_VENV) and is reinstalled
-whenever pyproject.toml changes.
+whenever pyproject.toml changes. Once it is ready, the command takes this process's place, so Ctrl-C reaches
+it alone: in the console it stops the answer being written, in pytest it ends the run with pytest's report.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -40,19 +42,40 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted, encoding="utf-8")
 
 
+def hand_over(cmd: list[str]) -> int:
+    """Run `cmd` in the root as this process's successor, so that it alone gets the terminal's signals.
+
+    Ctrl-C sends SIGINT to the terminal's whole foreground process group: with a child running, this script
+    would die of it (a KeyboardInterrupt traceback) while the console only meant to stop one answer. On
+    POSIX the command replaces this process; elsewhere (Windows) the child runs while this process shrugs
+    Ctrl-C off and returns the child's exit code.
+    """
+    os.chdir(ROOT)
+    if os.name == "posix":
+        sys.stdout.flush()
+        os.execv(cmd[0], cmd)  # does not return
+    # A handler that does nothing, not SIG_IGN: an ignored SIGINT would be inherited by the child.
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+    return subprocess.run(cmd).returncode
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("run", "test"):
         print(__doc__)
         return 2
-    ensure_environment()
     command, rest = argv[0], argv[1:]
-    if command == "run":
-        cmd = [str(BIN / "omni-bridge"), "chat", "--sandbox", *rest]
-    else:
-        # The interop tests' third-party peers (npm packages); each one missing is a skip with its reason.
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "install_peers.py")], cwd=ROOT, check=False)
-        cmd = [str(BIN / "python"), "-m", "pytest", *rest]
-    return subprocess.run(cmd, cwd=ROOT).returncode
+    try:
+        ensure_environment()
+        if command == "run":
+            cmd = [str(BIN / "omni-bridge"), "chat", "--sandbox", *rest]
+        else:
+            # The interop tests' third-party peers (npm packages); each one missing is a skip with its reason.
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "install_peers.py")], cwd=ROOT, check=False)
+            cmd = [str(BIN / "python"), "-m", "pytest", *rest]
+    except KeyboardInterrupt:  # Ctrl-C while installing: stop quietly, with the shell's code for it
+        print(file=sys.stderr)
+        return 130
+    return hand_over(cmd)
 
 
 if __name__ == "__main__":

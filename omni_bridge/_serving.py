@@ -2,11 +2,16 @@
 
 Used by the sandbox, the test kit and the CLI. Sockets are bound before uvicorn starts (no race for the
 port) and created with `IPPROTO_TCP`, so asyncio sets `TCP_NODELAY` on accepted connections; without it
-every response waits ~40 ms for a delayed ACK (sdk-notes pitfall 7).
+every response waits ~40 ms for a delayed ACK (sdk-notes pitfall 7). A port that cannot be had (busy,
+out of range, not allowed) is a `ConfigError` naming the address, which the CLI prints as one line.
+
+uvicorn is told not to configure logging (`log_config=None`): its loggers (`uvicorn.*`) then follow whatever
+the process set up, e.g. the CLI's `--log-level`, instead of being reset each time a server starts.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import socket
@@ -17,22 +22,53 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["serve_asgi", "serve_asgi_in_thread"]
+from omni_bridge.exceptions import ConfigError
+
+__all__ = ["bind", "port_number", "serve_asgi", "serve_asgi_in_thread"]
 
 _START_TIMEOUT = 30.0
 
 
-def _bind(host: str, port: int) -> tuple[socket.socket, str]:
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host:port` (port 0: a free one), not yet listening.
+
+    Raises:
+        ConfigError: the address cannot be had: the port is in use or out of range, or the host is not local.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    shown = f"[{host}]" if ":" in host else host
-    return sock, f"http://{shown}:{sock.getsockname()[1]}"
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except (OSError, OverflowError) as exc:  # OverflowError: a port beyond 0-65535
+        sock.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot listen on {_shown(host)}:{port}: {reason}") from None
+    return sock
+
+
+def port_number(text: str) -> int:
+    """The `--port` option's type: a TCP port, 0 to 65535 (0: any free one), checked as options are read."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _bind(host: str, port: int) -> tuple[socket.socket, str]:
+    sock = bind(host, port)
+    return sock, f"http://{_shown(host)}:{sock.getsockname()[1]}"
 
 
 def _server(app: ASGIApp) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    return uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
 
 
 @contextlib.asynccontextmanager

@@ -6,12 +6,15 @@ omni-bridge ask "question" [--sandbox] [--user alice] [--engine ...] [--json]   
 omni-bridge serve [--sandbox] [--host] [--port]        the HTTP service (threads API, AI jobs, web chat page)
 omni-bridge mcp-proxy [--transport stdio|http] [--user] an MCP server in front of Omni, per end user
 omni-bridge sandbox [--host 127.0.0.1] [--port 8765]   run the local Omni look-alike
-omni-bridge doctor [--sandbox]                          show the effective settings and check Omni answers
+omni-bridge doctor [--sandbox] [--user alice]          show the effective settings and check Omni answers
 omni-bridge demo [--user alice --user bob]              ask sample questions as several users (sandbox)
 ```
 
-argparse keeps the CLI dependency-free; each command is a small function returning an exit code
-(2 for a bad option or setting). The console agent itself lives in `omni_bridge._console`.
+argparse keeps the CLI dependency-free; each command is a small function returning an exit code. `main` owns
+what every command shares: logging (`-v`, `--log-level` or `BRIDGE_LOG_LEVEL`; on stderr, never stdout) and
+the exit codes of a bad option, setting or port (2, one line), Ctrl-C (130) and a reader that went away
+(`| head`: 141, as for a Unix tool killed by SIGPIPE, and nothing printed). The console agent itself lives in
+`omni_bridge._console`.
 """
 
 from __future__ import annotations
@@ -22,21 +25,21 @@ import contextlib
 import csv
 import io
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-
-import httpx2
-from mcp import Client, MCPError
-from mcp.client.streamable_http import streamable_http_client
+from typing import NoReturn
 
 from omni_bridge import __version__
+from omni_bridge._serving import port_number
 from omni_bridge.config import Settings, load_settings
-from omni_bridge.exceptions import ConfigError, IdentityError
+from omni_bridge.exceptions import ConfigError, IdentityError, OmniError, OmniHTTPError
+from omni_bridge.integrations._connection import OmniConnection
 from omni_bridge.integrations._proxy_cli import add_commands as add_proxy_commands
 from omni_bridge.sandbox import MCP_PATH, Sandbox, SandboxConfig
 from omni_bridge.server._cli import add_commands as add_serve_commands
-from omni_bridge.tools import mcp_headers
+from omni_bridge.tools import OmniRestClient, SessionKey
 
 __all__ = ["main"]
 
@@ -128,72 +131,77 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 # --- doctor ----------------------------------------------------------------------------------------------
 
 
-async def _doctor(settings: Settings, force_sandbox: bool) -> int:
+async def _doctor(settings: Settings, force_sandbox: bool, user: str | None) -> int:
     print("Effective configuration (secrets hidden):")
     for name, value in settings.describe():
         print(f"  {name:<28} {value}")
     print(f"  {'(engine that answers)':<28} {settings.effective_engine()}")
     print()
-    ok = True
     async with open_target(settings, force_sandbox=force_sandbox) as target:
         where = "embedded sandbox " + target.base_url if target.sandbox else target.base_url
         print(f"Checking Omni at {where}")
-        timeout = httpx2.Timeout(settings.omni_timeout_seconds)
-        async with httpx2.AsyncClient(base_url=target.base_url, timeout=timeout) as http:
-            try:
-                response = await http.get("/api/v1/models", headers={"Authorization": f"Bearer {target.api_key}"})
-            except httpx2.HTTPError as exc:
-                print(f"  ✗ REST: cannot reach {target.base_url}: {type(exc).__name__}")
-                return 1
-            if response.status_code == 200:
-                models = response.json().get("records", [])
-                print(f"  ✓ REST: key accepted, {len(models)} model(s): " + ", ".join(m["name"] for m in models))
-            else:
-                ok = False
-                print(f"  ✗ REST: {response.status_code} {_detail(response)}")
-        try:
-            tools = await _list_tools(target, settings)
-        except (MCPError, OSError, BaseExceptionGroup) as exc:
-            ok = False
-            print(f"  ✗ MCP: {target.base_url}{settings.omni_mcp_path}: {_describe_error(exc)}")
+        ok = await _check_rest(settings, target)
+        if ok is None:
+            return 1
+        if user is None:
+            # Omni's tools differ per user, and nothing in the bridge ever lists or calls them as the key's owner.
+            sandbox_users = target.sandbox.directory.embed_users() if target.sandbox else []
+            users = [u.external_id for u in sandbox_users if u.external_id]
+            example = f" (on the sandbox: {', '.join(users)})" if users else ""
+            print("  · MCP: not checked: Omni's tools are listed for one end user, never for the key's owner")
+            again = "omni-bridge doctor --sandbox" if force_sandbox else "omni-bridge doctor"
+            print(f"    check them as one: {again} --user <external id>{example}")
         else:
-            print(f"  ✓ MCP: {len(tools)} tool(s): {', '.join(tools)}")
+            ok = await _check_user(settings, target, user) and ok
     print("All checks passed." if ok else "Some checks failed.")
     return 0 if ok else 1
 
 
-async def _list_tools(target: Target, settings: Settings) -> list[str]:
-    headers = mcp_headers(
-        target.api_key,
-        user_id=None,
-        model_id=settings.omni_model_id,
-        topic_name=settings.omni_topic_name,
-        query_all_views=settings.omni_query_all_views,
+async def _check_rest(settings: Settings, target: Target) -> bool | None:
+    """The key against Omni's REST API (its models); `None` when Omni cannot be reached at all."""
+    rest = OmniRestClient(target.base_url, target.api_key, timeout=settings.omni_timeout_seconds, max_retries=0)
+    async with rest:
+        try:
+            models = await rest.list_models()
+        except OmniHTTPError as exc:
+            print(f"  ✗ REST: {exc}")
+            return False
+        except OmniError as exc:
+            print(f"  ✗ REST: cannot reach {target.base_url}: {exc}")
+            return None
+    print(f"  ✓ REST: key accepted, {len(models)} model(s): " + ", ".join(m.name or m.id for m in models))
+    return True
+
+
+def _connection(settings: Settings, target: Target) -> OmniConnection:
+    """The library's connection to `target` (its identity resolver and session pool), as every command uses."""
+    mcp_path = MCP_PATH if target.sandbox else settings.omni_mcp_path
+    return OmniConnection.from_settings(
+        settings, base_url=target.base_url, api_key=target.api_key, mcp_url=target.base_url + mcp_path
     )
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(settings.omni_timeout_seconds)) as http:
-        transport = streamable_http_client(f"{target.base_url}{settings.omni_mcp_path}", http_client=http)
-        mode = "2026-07-28" if settings.omni_mcp_protocol == "modern" else settings.omni_mcp_protocol
-        async with Client(transport, mode=mode) as client:
-            return [tool.name for tool in (await client.list_tools()).tools]
 
 
-def _detail(response: httpx2.Response) -> str:
-    try:
-        return str(response.json().get("detail", response.text[:200]))
-    except ValueError:
-        return response.text[:200]
-
-
-def _describe_error(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe_error(e) for e in exc.exceptions)
-    if isinstance(exc, MCPError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"
+async def _check_user(settings: Settings, target: Target, user: str) -> bool:
+    """The end user `user` (an external id) resolved through Omni, then their MCP tools, as they see them."""
+    async with _connection(settings, target) as omni:
+        try:
+            identity = await omni.resolve(user)
+        except (IdentityError, OmniError) as exc:
+            print(f"  ✗ user {user!r}: {exc}")
+            return False
+        named = f" ({identity.display_name})" if identity.display_name else ""
+        print(f"  ✓ user {user!r}{named} is Omni user {identity.user_id}")
+        try:
+            tools = await omni.pool.list_tools(omni.key(identity.user_id))
+        except OmniError as exc:
+            print(f"  ✗ MCP as {user!r}: {omni.mcp_url}: {exc}")
+            return False
+    print(f"  ✓ MCP as {user!r}: {len(tools)} tool(s): {', '.join(tool.name for tool in tools)}")
+    return True
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    return asyncio.run(_doctor(load_settings(), args.sandbox))
+    return asyncio.run(_doctor(load_settings(), args.sandbox, args.user))
 
 
 # --- demo ------------------------------------------------------------------------------------------------
@@ -201,41 +209,33 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 async def _demo(users: Sequence[str], questions: Sequence[str]) -> int:
     settings = load_settings()
-    async with open_target(settings, force_sandbox=True) as target:
+    async with open_target(settings, force_sandbox=True) as target, _connection(settings, target) as omni:
         print(f"omni-bridge demo: the embedded Omni sandbox at {target.base_url}")
-        async with httpx2.AsyncClient(base_url=target.base_url, timeout=30) as http:
-            auth = {"Authorization": f"Bearer {target.api_key}"}
-            for external_id in users:
-                found = await http.get(
-                    "/api/scim/v2/embed/users", params={"filter": f'embedExternalId eq "{external_id}"'}, headers=auth
-                )
-                found.raise_for_status()
-                resources = found.json()["Resources"]
-                if not resources:
-                    print(f"\nNo embed user with external id {external_id!r}.")
-                    return 1
-                user_id = resources[0]["id"]
-                print(f"\n=== As {resources[0]['displayName']} (external id {external_id!r}, Omni user {user_id})")
-                await _ask_as(target, user_id, questions)
+        for external_id in users:
+            try:
+                identity = await omni.resolve(external_id)
+            except IdentityError:
+                print(f"\nNo embed user with external id {external_id!r}.")
+                return 1
+            name = identity.display_name or external_id
+            print(f"\n=== As {name} (external id {external_id!r}, Omni user {identity.user_id})")
+            await _ask_as(omni, omni.key(identity.user_id), questions)
     return 0
 
 
-async def _ask_as(target: Target, user_id: str, questions: Sequence[str]) -> None:
-    headers = mcp_headers(target.api_key, user_id=user_id)
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http:
-        async with Client(streamable_http_client(f"{target.base_url}{MCP_PATH}", http_client=http)) as client:
-            for question in questions:
-                result = await client.call_tool("getData", {"prompt": question})
-                print(f"\n? {question}")
-                if result.is_error or result.structured_content is None:
-                    text = result.content[0].text if result.content and result.content[0].type == "text" else ""
-                    print(f"  (error) {text}")
-                    continue
-                data = result.structured_content
-                header, *rows = list(csv.reader(io.StringIO(data["csv"])))
-                _print_table(header, rows)
-                shown = f"{data['rowCount']} of {data['totalRowCount']}" if data["truncated"] else data["rowCount"]
-                print(f"  topic {data['topicName']}, {shown} row(s)")
+async def _ask_as(omni: OmniConnection, key: SessionKey, questions: Sequence[str]) -> None:
+    for question in questions:
+        result = await omni.pool.call_tool(key, "getData", {"prompt": question})
+        print(f"\n? {question}")
+        if result.is_error or result.structured_content is None:
+            text = result.content[0].text if result.content and result.content[0].type == "text" else ""
+            print(f"  (error) {text}")
+            continue
+        data = result.structured_content
+        header, *rows = list(csv.reader(io.StringIO(data["csv"])))
+        _print_table(header, rows)
+        shown = f"{data['rowCount']} of {data['totalRowCount']}" if data["truncated"] else data["rowCount"]
+        print(f"  topic {data['topicName']}, {shown} row(s)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -308,8 +308,15 @@ def _console_options(parser: argparse.ArgumentParser) -> None:
 # --- entry point -----------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option told in one line (the usage is one `--help` away); exit 2 as before."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(  # its subcommands' parsers are of the same class, wherever they are added
         prog="omni-bridge",
         description="Put an LLM agent in front of Omni Analytics data, acting for each end user. "
         "Settings come from OMNI_*, ANTHROPIC_* and BRIDGE_* variables or a .env file; "
@@ -358,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Omni sandbox until Ctrl-C.",
     )
     sandbox.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    sandbox.add_argument("--port", type=port_number, default=8765, help="port (default 8765; 0 picks a free one)")
     sandbox.add_argument(
         "--job-step-seconds",
         type=float,
@@ -370,9 +377,21 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser(
         "doctor",
         help="print the effective settings and check that Omni answers",
-        description="Print the configuration (secrets hidden) and check REST and MCP.",
+        description="Print the configuration (secrets hidden) and check Omni's REST API with the key. With "
+        "--user, also find that end user in Omni and list the MCP tools they get, acting for them as every "
+        "command does; without it MCP is not checked, since the bridge never calls Omni's tools as the key's owner.",
+        epilog="examples:\n"
+        "  omni-bridge doctor                          # settings and the REST API of OMNI_BASE_URL\n"
+        "  omni-bridge doctor --user cust-42           # ... and cust-42's MCP tools\n"
+        "  omni-bridge doctor --sandbox --user alice   # the in-process sandbox, as alice",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     doctor.add_argument("--sandbox", action="store_true", help="check an in-process sandbox instead of OMNI_BASE_URL")
+    doctor.add_argument(
+        "--user",
+        metavar="EXTERNAL_ID",
+        help="check MCP as this end user (their external id, resolved through Omni like in chat and ask)",
+    )
     doctor.set_defaults(handler=cmd_doctor)
 
     demo = commands.add_parser(
@@ -387,13 +406,57 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_commands(commands)
     add_proxy_commands(commands)
+    _log_options(parser, default=None)
+    for command in commands.choices.values():  # also after the command: `omni-bridge ask -v "..."`
+        _log_options(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _log_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    logs = parser.add_argument_group("logging (on stderr)")
+    logs.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="log more: -v for INFO, -vv for DEBUG (default: BRIDGE_LOG_LEVEL, else WARNING)",
+    )
+    logs.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=_LOG_LEVELS,
+        default=default,
+        help="log level of omni-bridge and its HTTP servers; wins over -v and BRIDGE_LOG_LEVEL",
+    )
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(args: argparse.Namespace) -> int:
+    """--log-level, else -v/-vv, else BRIDGE_LOG_LEVEL (environment or .env), else WARNING."""
+    if getattr(args, "log_level", None):
+        return logging.getLevelNamesMapping()[args.log_level]
+    verbose = getattr(args, "verbose", None) or 0
+    if verbose:
+        return logging.INFO if verbose == 1 else logging.DEBUG
+    try:
+        return logging.getLevelNamesMapping()[load_settings().bridge_log_level]
+    except ConfigError:  # a bad setting: the command reports it, if it reads settings at all
+        return logging.WARNING
+
+
+def _configure_logging(level: int) -> None:
+    # stderr: stdout carries the answers (and `ask --json`'s one JSON object). Only the bridge's own loggers and
+    # uvicorn's follow the level; other libraries stay at WARNING (their DEBUG logs may show request headers).
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("omni_bridge", "uvicorn"):
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    _configure_logging(_log_level(args))
     try:
         code: int = args.handler(args)
     except (ConfigError, IdentityError) as exc:
@@ -402,6 +465,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside an answer (starting up, say): leave quietly, as shells expect
         print(file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read stdout went away (`| head`): stop without a word, like a Unix tool killed by SIGPIPE
+        # (128 + 13). stdout now points at /dev/null, so the interpreter's last flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code
 
 

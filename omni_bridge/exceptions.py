@@ -9,7 +9,7 @@ OmniBridgeError
 ├── OmniError                  Omni (or the sandbox) refused or failed a request
 │   ├── OmniHTTPError          a REST call failed: carries Omni's `detail` and HTTP `status`
 │   └── McpError               an MCP request failed: carries the JSON-RPC `code`
-│       ├── SessionExpired     Omni no longer knows the MCP session (404 `Session not found`)
+│       ├── SessionExpired     Omni no longer knows the MCP session (404, or 400 naming the session)
 │       ├── McpConnectError    the connection failed; a call in flight may or may not have run
 │       └── ToolTimeout        a tool call passed its deadline (Omni was asked to cancel it)
 ├── ModelAPIError              the Messages API (Claude) failed after the SDK's retries
@@ -91,7 +91,9 @@ class McpError(OmniError):
     Attributes:
         code: the JSON-RPC error code (e.g. -32600 for an unknown session, -32001 for a timeout).
         message: what the server (or the transport) said.
-        status: the HTTP status behind it, when the server reported one.
+        status: the HTTP status behind it, when the server reported one. An answer that is not JSON-RPC
+            (a gateway's page, an auth layer's 401) carries the status and a short, redacted excerpt of the
+            body in `message` instead of the SDK's "Server returned an error response".
     """
 
     def __init__(self, message: str, *, code: int = -32603, status: int | None = None) -> None:
@@ -109,7 +111,11 @@ def _rebuild_mcp_error(cls: type[McpError], message: str, code: int, status: int
 
 
 class SessionExpired(McpError):
-    """Omni answered `Session not found`: the request was refused before it ran, so it is safe to retry."""
+    """Omni no longer knows the session: the request was refused before it ran, so it is safe to retry.
+
+    Servers word it differently: the Python SDK answers 404 `Session not found`, the TypeScript SDK 400
+    "No valid session ID provided"; either, on a request that carried a session id, means this.
+    """
 
 
 class McpConnectError(McpError):

@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
         manifest[name] = install(name, force=args.force)
         manifest[name]["needs_node22"] = PEERS[name][2]
     if not manifest["node22"]["ok"]:
-        for name, record in manifest.items():
+        for record in manifest.values():
             if record.get("needs_node22") and record.get("ok"):
                 record.update(ok=False, reason=f"needs Node 22: {manifest['node22']['reason']}")
     PEERS_DIR.mkdir(parents=True, exist_ok=True)

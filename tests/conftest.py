@@ -6,6 +6,7 @@ function-scoped loops would hang). Tests that change fault knobs or capabilities
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,6 +31,16 @@ class Served:
     @property
     def personal_token(self) -> str:
         return self.sandbox.config.personal_token
+
+
+@pytest.fixture(autouse=True)
+def _logger_levels() -> Iterator[None]:
+    """Restore the levels `omni_bridge.cli.main` sets, so a command run in-process cannot hide later logs."""
+    loggers = [logging.getLogger(name) for name in ("omni_bridge", "uvicorn")]
+    levels = [logger.level for logger in loggers]
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -29,11 +29,11 @@ def test_doctor_masks_secrets_and_checks_the_embedded_sandbox(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-do-not-print")
-    assert main(["doctor"]) == 0
+    assert main(["doctor", "--user", "bob"]) == 0
     out = capsys.readouterr().out
     assert "sk-ant-do-not-print" not in out
     assert "ANTHROPIC_API_KEY" in out and "set (hidden)" in out
-    assert "✓ REST" in out and "✓ MCP" in out and "getData" in out
+    assert "✓ REST" in out and "✓ MCP as 'bob'" in out and "getData" in out
 
 
 def test_doctor_reports_an_unreachable_omni(

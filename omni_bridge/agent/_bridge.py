@@ -192,6 +192,7 @@ class Bridge:
             max_tokens=settings.anthropic_max_tokens,
             max_turns=settings.bridge_max_turns,
             tool_timeout=settings.omni_tool_timeout_seconds,
+            stream_idle_timeout=settings.anthropic_stream_idle_seconds,
         )
 
     @property

@@ -10,6 +10,13 @@ Whatever stops a run (an answer, an API error, cancellation), the transcript it 
 `tool_use` has its `tool_result`, and the conversation is saved after each turn, so a process that dies
 half-way leaves something `repair_transcript` can mend.
 
+Stream integrity: a turn counts only once its stream reached `message_stop`. A stream that drops, stalls
+(no event within `stream_idle_timeout`), sends a frame the SDK cannot parse, or ends early is a broken turn:
+nothing of it is kept, and none of its `tool_use`s runs. While the user saw nothing of that turn it is asked
+again, with backoff, up to the client's `max_retries` times; otherwise the answer ends `errored` with a
+retryable `stream_interrupted` error, and the text already shown comes back as a `TextPart(partial=True)`
+followed by a note saying it was cut off.
+
 Prompt caching: the system prompt, the tool list (marker on its last tool) and the conversation so far
 (a marker on the last block) are cached, so from the second turn on most input tokens are cache reads.
 """
@@ -19,12 +26,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import itertools
 import logging
+import random
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anthropic
+import httpx2
+from anthropic.lib.streaming import AsyncMessageStream, ParsedMessageStreamEvent
 from anthropic.types import CacheControlEphemeralParam
 
 from omni_bridge.agent._followups import FollowUpFilter, split_follow_ups
@@ -51,12 +62,25 @@ from omni_bridge.agent.events import (
 )
 from omni_bridge.tools import ShapedResult, ToolOutcome
 
-__all__ = ["ClaudeEngine"]
+__all__ = ["STREAM_INTERRUPTED", "ClaudeEngine"]
+
+STREAM_INTERRUPTED = "stream_interrupted"
+"""`ErrorEvent.error_type` of an answer whose Messages API stream broke off and could not be asked again."""
 
 log = logging.getLogger("omni_bridge.agent")
 
 _CACHE: CacheControlEphemeralParam = {"type": "ephemeral"}
 _INTERRUPTED = "The tool call was cancelled before it finished."
+_BACKOFF_CAP_SECONDS = 8.0
+
+
+class _StreamBroken(Exception):
+    """A turn's stream ended without `message_stop`; `shown` is the text of it the user already saw."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.shown = ""
 
 
 @dataclass
@@ -78,6 +102,10 @@ class ClaudeEngine:
         max_tokens: `max_tokens` of one request.
         max_turns: requests per answer at most; a run that would need more ends with a message saying so.
         tool_timeout: deadline of one tool call, in seconds (`None`: the pool's default).
+        stream_idle_timeout: the longest wait for the next event of a stream, in seconds (`None`: the client's
+            read timeout). The SDK's own timeout does not see a stream kept open by pings.
+        retry_base_seconds: the first backoff before a broken stream is asked again; it doubles (with
+            jitter) on each retry, up to 8 s. Retries per turn: the client's `max_retries`.
     """
 
     name: Literal["claude"] = "claude"
@@ -91,15 +119,21 @@ class ClaudeEngine:
         max_tokens: int = 4096,
         max_turns: int = 8,
         tool_timeout: float | None = None,
+        stream_idle_timeout: float | None = None,
+        retry_base_seconds: float = 0.25,
     ) -> None:
         if max_turns < 1:
             raise ValueError("max_turns must be at least 1")
+        if retry_base_seconds < 0 or (stream_idle_timeout is not None and stream_idle_timeout <= 0):
+            raise ValueError("retry_base_seconds must not be negative, stream_idle_timeout must be positive")
         self._client = client
         self.model = model
         self.system = system
         self.max_tokens = max_tokens
         self.max_turns = max_turns
         self.tool_timeout = tool_timeout
+        self.stream_idle_timeout = stream_idle_timeout if stream_idle_timeout is not None else _read_timeout(client)
+        self.retry_base_seconds = retry_base_seconds
 
     def __repr__(self) -> str:
         return f"<ClaudeEngine model={self.model!r} max_turns={self.max_turns}>"
@@ -121,13 +155,17 @@ class ClaudeEngine:
             try:
                 message = None
                 # `aclosing`: if our consumer stops early, the stream is closed now, not when collected.
-                async with contextlib.aclosing(self._stream(run)) as replies:
+                async with contextlib.aclosing(self._reply(run)) as replies:
                     async for item in replies:
                         if isinstance(item, anthropic.types.Message):
                             message = item
                         else:
                             yield item
                 assert message is not None
+            except _StreamBroken as exc:
+                async for event in self._broken(run, answer, exc):
+                    yield event
+                return
             except anthropic.APIError as exc:
                 async for event in self._failed(run, answer, exc):
                     yield event
@@ -160,8 +198,37 @@ class ClaudeEngine:
         for event in self._final(run, answer, note, "max_turns", outcome="errored"):
             yield event
 
+    async def _reply(self, run: Run) -> AsyncGenerator[Event | anthropic.types.Message, None]:
+        """One turn: `_stream`, asked again while a broken stream had shown the user nothing of the turn."""
+        retries = self._client.max_retries
+        for attempt in itertools.count():
+            shown: list[str] = []
+            reached_user = False
+            try:
+                async with contextlib.aclosing(self._stream(run)) as replies:
+                    async for item in replies:
+                        if isinstance(item, TextDelta | ThinkingDelta):
+                            reached_user = True
+                            if isinstance(item, TextDelta):
+                                shown.append(item.text)
+                        yield item
+                return
+            except _StreamBroken as exc:
+                if reached_user or attempt >= retries:
+                    log.warning("run %s: the Messages API stream broke off (%s)", run.response_id, exc.reason)
+                    exc.shown = "".join(shown)
+                    raise
+                log.info("run %s: the Messages API stream broke off (%s); asking again", run.response_id, exc.reason)
+            # Exponential backoff with jitter, so that many runs cut off at once do not come back at once.
+            delay = min(_BACKOFF_CAP_SECONDS, self.retry_base_seconds * 2**attempt)
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+
     async def _stream(self, run: Run) -> AsyncGenerator[Event | anthropic.types.Message, None]:
-        """One request: text and thinking deltas as they come, then the whole message."""
+        """One request: text and thinking deltas as they come, then the whole message.
+
+        Raises:
+            _StreamBroken: the stream ended without `message_stop` (the message is not yielded).
+        """
         assert run.toolset is not None
         tools = await run.toolset.definitions()
         if tools:
@@ -174,13 +241,18 @@ class ClaudeEngine:
             tools=tools,  # type: ignore[arg-type]  # our dicts are ToolParam-shaped (tested against the SDK types)
             messages=_with_cache_marker(run.conversation.messages),  # type: ignore[arg-type]
         ) as stream:
-            async for event in stream:
+            stopped = False
+            async for event in _events(stream, self.stream_idle_timeout):
                 if event.type == "text":
                     shown = follow_ups.feed(event.text)
                     if shown:
                         yield TextDelta(**run.stamp(), text=shown)
                 elif event.type == "thinking":
                     yield ThinkingDelta(**run.stamp(), text=event.thinking)
+                elif event.type == "message_stop":
+                    stopped = True
+            if not stopped:  # the SDK accepts a stream that just ends; its message would be a fragment
+                raise _StreamBroken("the stream ended before the message did")
             rest = follow_ups.flush()
             if rest:
                 yield TextDelta(**run.stamp(), text=rest)
@@ -230,6 +302,19 @@ class ClaudeEngine:
         for event in self._final(run, answer, message, error_type, outcome="errored"):
             yield event
 
+    async def _broken(self, run: Run, answer: _Answer, exc: _StreamBroken) -> AsyncIterator[Event]:
+        """End the answer after a stream broke off: errored, retryable, with what was shown marked partial."""
+        message = f"The language model's answer broke off ({exc.reason}). Please try again."
+        await run.checkpoint()
+        yield ErrorEvent(**run.stamp(), error_type=STREAM_INTERRUPTED, message=message, retryable=True)
+        if exc.shown.strip():
+            note = "\n\n(This answer is incomplete: the language model's answer broke off. Please try again.)"
+            events = self._final(run, answer, note, STREAM_INTERRUPTED, outcome="errored", partial=exc.shown)
+        else:
+            events = self._final(run, answer, message, STREAM_INTERRUPTED, outcome="errored")
+        for event in events:
+            yield event
+
     def _final(
         self,
         run: Run,
@@ -238,11 +323,14 @@ class ClaudeEngine:
         reason: str | None,
         *,
         outcome: Literal["completed", "errored", "canceled"] = "completed",
+        partial: str | None = None,
     ) -> list[Event]:
+        """The closing events; `partial` is text already shown of a turn that broke off (kept apart from `text`)."""
         body, buttons = split_follow_ups(text)
         if reason == "max_tokens":
             body += "\n\n(The answer was cut off at the length limit.)"
-        parts: list[ContentPart] = [TextPart(text=body)] if body else []
+        parts: list[ContentPart] = [TextPart(text=partial, partial=True)] if partial else []
+        parts += [TextPart(text=body)] if body else []
         parts.extend(answer.charts[-1:])
         events: list[Event] = []
         if buttons:
@@ -255,6 +343,43 @@ class ClaudeEngine:
         )
         events.append(FinalMessage(**run.stamp(), message=message))
         return events
+
+
+async def _events(
+    stream: AsyncMessageStream[Any], idle_timeout: float | None
+) -> AsyncIterator[ParsedMessageStreamEvent[Any]]:
+    """The SDK stream's events, each within `idle_timeout`; any way the stream breaks becomes `_StreamBroken`.
+
+    An `event: error` frame stays the API's own status error. Everything else the SDK raises while reading is
+    a broken stream: httpx2 transport errors (a dropped connection: `RemoteProtocolError`, `ReadError`; a
+    silent one: `ReadTimeout`), `json.JSONDecodeError` on a malformed `data:` line, and whatever its snapshot
+    accumulation raises on events that do not fit together (`ValueError`, `RuntimeError`, `IndexError`, ...).
+    """
+    events = stream.__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout):
+                event = await anext(events)
+        except StopAsyncIteration:
+            return
+        except anthropic.APIStatusError:
+            raise
+        except TimeoutError:
+            raise _StreamBroken(f"no event for {idle_timeout:g} s") from None
+        except (httpx2.TimeoutException, anthropic.APITimeoutError) as exc:
+            raise _StreamBroken(f"the stream stalled: {type(exc).__name__}") from exc
+        except (httpx2.TransportError, anthropic.APIConnectionError) as exc:
+            raise _StreamBroken(f"the connection dropped: {type(exc).__name__}") from exc
+        except Exception as exc:
+            raise _StreamBroken(f"a malformed event arrived: {type(exc).__name__}") from exc
+        yield event
+
+
+def _read_timeout(client: anthropic.AsyncAnthropic) -> float | None:
+    """The client's read timeout in seconds (`timeout=` may be a number or an `httpx2.Timeout`)."""
+    timeout: object = client.timeout
+    read = getattr(timeout, "read", timeout)
+    return float(read) if isinstance(read, int | float) else None
 
 
 def _tool_events(run: Run, block: Any, outcome: ToolOutcome, answer: _Answer) -> list[Event]:

@@ -195,6 +195,9 @@ class ActionButton(_Frozen):
 class TextPart(_Frozen):
     type: Literal["text"] = "text"
     text: str
+    partial: bool = Field(default=False, exclude_if=lambda partial: not partial)
+    """True when this text is the start of an answer that broke off (the model's stream was cut after the user
+    saw it): the rest never arrived. Serialised only when true, so complete text parts look as they always did."""
 
 
 class ThinkingPart(_Frozen):

@@ -63,13 +63,18 @@ class Settings(BaseSettings):
     anthropic_max_tokens: int = Field(default=4096, ge=1, le=128_000, description="max_tokens of one Claude turn.")
     anthropic_timeout_seconds: float = Field(default=120.0, gt=0, description="Timeout of one Claude request.")
     anthropic_max_retries: int = Field(default=3, ge=0, le=10, description="SDK retries on 429, 529 and 5xx.")
+    anthropic_stream_idle_seconds: float | None = Field(
+        default=None, gt=0, description="Longest wait between two events of a Claude stream; unset: the timeout."
+    )
 
     # --- The bridge -------------------------------------------------------------------------------
     bridge_engine: EngineName = Field(default="auto", description="auto (claude with a key, else omni), claude, omni.")
     bridge_data_dir: Path = Field(
         default=Path("~/.omni-bridge"), description="Where conversations and artifacts are stored."
     )
-    bridge_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", description="Log level.")
+    bridge_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING", description="Level of the omni_bridge.* and uvicorn.* logs the CLI writes to stderr."
+    )
     bridge_max_turns: int = Field(default=8, ge=1, le=50, description="Claude requests per answer at most.")
     bridge_tools_allow: NameList = Field(
         default=(), description="Only these Omni tools are offered to the model (comma-separated; empty: all)."

@@ -12,6 +12,9 @@ too and win over the `OMNI_*` ones: `MCP_SERVER_URL` (the MCP endpoint), `MCP_AP
 `MCP_TOPIC_NAME`, `MCP_USER_ID` (an Omni user id, used as is) and `DEBUG=true`. `MCP_USER_REQUIRED` is accepted
 and has nothing left to switch: the proxy always sends `X-MCP-User-Required: true` and never runs without a user.
 
+Over HTTP, callers send a service key: `--service-key` values and `BRIDGE_SERVICE_KEYS` (`name:key` pairs, read
+as `omni-bridge serve` reads them), all under serve's rule (`check_service_key`: 16 characters at least).
+
 argparse, like the rest of the CLI; this module only registers the command (`add_commands`) and can run it
 alone (`python -m omni_bridge.integrations._proxy_cli mcp-proxy …`).
 """
@@ -28,12 +31,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from omni_bridge._serving import serve_asgi
-from omni_bridge.config import load_settings
+from omni_bridge._serving import port_number, serve_asgi
+from omni_bridge.config import Settings, load_settings
 from omni_bridge.exceptions import ConfigError, IdentityError, OmniError
 from omni_bridge.integrations._connection import OmniConnection
 from omni_bridge.integrations._proxy import McpProxy
 from omni_bridge.integrations._proxy_http import DEFAULT_USER_HEADER, proxy_http_app
+from omni_bridge.server._auth import check_service_key, parse_service_keys
 from omni_bridge.tools import SessionKey
 
 __all__ = ["add_commands", "main"]
@@ -63,7 +67,7 @@ def add_commands(subparsers: Any) -> None:
         help="cut large results to the token budget and offer read_result (default: pass results through)",
     )
     proxy.add_argument("--host", default="127.0.0.1", help="http: interface to listen on (default 127.0.0.1)")
-    proxy.add_argument("--port", type=int, default=8766, help="http: port (default 8766; 0 picks a free one)")
+    proxy.add_argument("--port", type=port_number, default=8766, help="http: port (default 8766; 0 picks a free one)")
     proxy.add_argument("--path", default="/mcp", help="http: where MCP is served (default /mcp)")
     proxy.add_argument(
         "--user-header",
@@ -74,7 +78,8 @@ def add_commands(subparsers: Any) -> None:
         "--service-key",
         action="append",
         default=[],
-        help="http: a bearer key callers must send (repeatable); prefer env BRIDGE_SERVICE_KEYS (comma-separated)",
+        help="http: a bearer key callers may send (repeatable; 16 characters at least); prefer env "
+        "BRIDGE_SERVICE_KEYS (name:key pairs, comma-separated, as for `omni-bridge serve`)",
     )
     proxy.set_defaults(handler=cmd_mcp_proxy)
 
@@ -87,11 +92,13 @@ def cmd_mcp_proxy(args: argparse.Namespace) -> int:
     if env.get("MCP_USER_REQUIRED", "").strip().lower() in {"0", "false", "no", "off"}:
         log.warning("MCP_USER_REQUIRED=false is ignored: the proxy always acts for one named user")
     try:
-        connection = OmniConnection.from_settings(load_settings(), sandbox=args.sandbox, **_drop_in(env, args.sandbox))
+        settings = load_settings()
+        connection = OmniConnection.from_settings(settings, sandbox=args.sandbox, **_drop_in(env, args.sandbox))
         if args.transport == "stdio":
             return asyncio.run(_stdio(connection, args, env))
+        keys = _service_keys(settings, args.service_key)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_http(connection, args, env))
+            asyncio.run(_http(connection, args, keys))
         return 0
     except (ConfigError, IdentityError) as exc:
         print(f"omni-bridge mcp-proxy: {exc}", file=sys.stderr)
@@ -145,12 +152,19 @@ async def _stdio_user(connection: OmniConnection, args: argparse.Namespace, env:
     )
 
 
-async def _http(connection: OmniConnection, args: argparse.Namespace, env: Mapping[str, str]) -> None:
-    # BRIDGE_SERVICE_KEYS is shared with `omni-bridge serve`: `name:key` pairs (a bare key is accepted too).
-    configured = (entry.strip() for entry in env.get("BRIDGE_SERVICE_KEYS", "").split(","))
-    keys = [*args.service_key, *(entry.rpartition(":")[2].strip() for entry in configured if entry)]
+def _service_keys(settings: Settings, flags: Sequence[str]) -> list[str]:
+    """The keys HTTP callers may send: `--service-key` values, then `BRIDGE_SERVICE_KEYS` (read as `serve` does)."""
+    for number, key in enumerate(flags, start=1):
+        check_service_key(key.strip(), where=f"--service-key #{number}")
+    keys = [key.strip() for key in flags]
+    if settings.bridge_service_keys is not None:
+        keys += [key for _, key in parse_service_keys(settings.bridge_service_keys.get_secret_value())]
     if not keys:
         raise ConfigError("BRIDGE_SERVICE_KEYS: the HTTP proxy needs at least one service key (or --service-key)")
+    return keys
+
+
+async def _http(connection: OmniConnection, args: argparse.Namespace, keys: list[str]) -> None:
     async with connection:
         proxy = McpProxy(connection, shape_results=args.shape_results)
         app = proxy_http_app(proxy, service_keys=keys, path=args.path, user_header=args.user_header, host=args.host)
@@ -162,14 +176,10 @@ async def _http(connection: OmniConnection, args: argparse.Namespace, env: Mappi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `mcp-proxy` command on its own (`python -m omni_bridge.integrations._proxy_cli mcp-proxy …`)."""
-    parser = argparse.ArgumentParser(prog="omni-bridge")
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
-    code: int = args.handler(args)
-    return code
+    """Run `mcp-proxy` on its own, exactly as `omni-bridge mcp-proxy` would (same logging, errors, exit codes)."""
+    from omni_bridge.cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from mcp.server import ServerRequestContext
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
@@ -36,6 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from omni_bridge._host_check import host_check
 from omni_bridge.exceptions import ConfigError, IdentityError, OmniError
 from omni_bridge.integrations._proxy import McpProxy
 from omni_bridge.tools import SessionKey
@@ -47,7 +47,6 @@ log = logging.getLogger("omni_bridge.proxy")
 DEFAULT_USER_HEADER = "X-Bridge-User"
 _KEY_STATE = "omni_bridge_session_key"
 """Where the gate leaves the request's `SessionKey` in the ASGI scope's `state`."""
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SERVER_ERROR = -32000
 _INVALID_REQUEST = -32600
 
@@ -187,6 +186,7 @@ def proxy_http_app(
     path: str = "/mcp",
     user_header: str = DEFAULT_USER_HEADER,
     host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] = (),
 ) -> Starlette:
     """The proxy as a Starlette app: streamable-HTTP MCP at `path`, behind a `ProxyGate`.
 
@@ -195,14 +195,17 @@ def proxy_http_app(
         service_keys: bearer keys the calling backends use (at least one).
         path: where MCP is served.
         user_header: the request header naming the end user's external id.
-        host: the interface served on; off loopback, the SDK's DNS-rebinding check (which accepts only
-            loopback `Host`s) is turned off, since the service key is what admits a caller.
+        host: the interface served on. On loopback, only loopback `Host`/`Origin` values are accepted (others
+            get 421/403: a DNS-rebinding defence). Off loopback the check is off unless `allowed_hosts` is
+            given, since the service key is what admits a caller.
+        allowed_hosts: names (`bridge.example.com`, any port) or `name:port` values to accept in `Host` and
+            `Origin` besides loopback ones; given, the check is on wherever the proxy is bound.
 
     Raises:
         ConfigError: no service key was given.
     """
     server = proxy.server(key_of_request)
-    security = None if host in _LOOPBACK else TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    security = host_check(host, allowed_hosts)
     mcp_app = server.streamable_http_app(streamable_http_path=path, transport_security=security)
     gate = ProxyGate(mcp_app, service_keys=service_keys, resolve=proxy.connection.session_key, user_header=user_header)
 

@@ -8,18 +8,18 @@ loop, or `with sandbox.run_in_thread() as url:` from synchronous code such as a 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from mcp.server import ServerRequestContext
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from omni_bridge._host_check import host_check
 from omni_bridge._serving import serve_asgi, serve_asgi_in_thread
 from omni_bridge.sandbox._caller import Caller
 from omni_bridge.sandbox._dataset import DEFAULT_TODAY, build_database
@@ -34,7 +34,6 @@ from omni_bridge.sandbox._rest import rest_routes
 __all__ = ["MCP_PATH", "Sandbox", "SandboxConfig"]
 
 MCP_PATH = "/mcp/https"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,12 @@ class SandboxConfig:
 class Sandbox:
     """A local Omni: MCP at `/mcp/https`, the REST API, demo data with row-level security."""
 
-    def __init__(self, config: SandboxConfig | None = None, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, config: SandboxConfig | None = None, *, host: str = "127.0.0.1", allowed_hosts: Sequence[str] = ()
+    ) -> None:
+        """`host` is the interface it will serve on: on loopback, MCP requests must name a loopback `Host` and
+        `Origin` (others get 421/403, a DNS-rebinding defence); off loopback that check is off unless
+        `allowed_hosts` names the hosts to accept (any port, or `name:port`) besides loopback ones."""
         self.config = config or SandboxConfig()
         self.conn = build_database(seed=self.config.seed)
         self.directory = Directory(org_key=self.config.org_key, personal_token=self.config.personal_token)
@@ -85,12 +89,9 @@ class Sandbox:
             caller_of=_caller_of,
         )
         server = self.tools.server(middleware=[self._count_sessions])
-        security = None
-        if host not in LOOPBACK:
-            security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         mcp_app = server.streamable_http_app(
             streamable_http_path=MCP_PATH,
-            transport_security=security,
+            transport_security=host_check(host, allowed_hosts),
             session_idle_timeout=self.config.session_idle_timeout,
         )
         self._gate = McpGate(

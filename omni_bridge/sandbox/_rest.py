@@ -2,23 +2,24 @@
 
 Every `/api/*` route passes the same admission as MCP (faults, key, rate limit) through `endpoint()`,
 which also turns malformed JSON, bad fields and wrong types into 400s that say what is wrong, so no input
-reaches a 500.
+reaches a 500. The sandbox's own control routes (`/sandbox/*`) check the key only: no injected fault or
+rate limit ever stops a test from reading the counters or turning the faults off.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import from_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from omni_bridge.sandbox._answer import Scope, resolve_model, resolve_topic
-from omni_bridge.sandbox._caller import Caller
+from omni_bridge.sandbox._caller import Caller, caller_from_headers
 from omni_bridge.sandbox._directory import SandboxUser
 from omni_bridge.sandbox._errors import SandboxHTTPError, error_response
 from omni_bridge.sandbox._gate import admit, check_faults
@@ -108,9 +109,12 @@ def _validation_detail(exc: ValidationError) -> str:
 async def _json(request: Request) -> Any:
     raw = await request.body()
     try:
-        return json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise SandboxHTTPError(400, "Bad Request: Invalid JSON") from None
+        # Not `json.loads`, which overflows the stack (RecursionError) on deep nesting: jiter refuses a body
+        # nested more than 200 levels deep as it refuses bad syntax.
+        return from_json(raw or b"{}", allow_inf_nan=False)
+    except ValueError as exc:
+        too_deep = "recursion limit" in str(exc)
+        raise SandboxHTTPError(400, "Bad Request: Invalid JSON" + (": nested too deeply" if too_deep else "")) from None
 
 
 async def _parse(request: Request, model: type[_M]) -> _M:
@@ -150,14 +154,23 @@ def _require_org_key(caller: Caller, what: str) -> None:
 def rest_routes(sandbox: Sandbox) -> list[Route]:
     """The REST routes, bound to one sandbox."""
 
-    def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(handler: Handler, *, control: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """`handler` behind the admission of Omni's API: injected faults, the key, the rate limit.
+
+        A control route (`control=True`: the `/sandbox/` routes) checks the key only: the knobs that make the
+        API fail must never lock out the route that turns them off, nor the counters a test reads.
+        """
+
         async def run(request: Request) -> Response:
             sandbox.stats.count(f"rest.{handler.__name__}")
-            failure = await check_faults(sandbox.faults)
             try:
-                if failure is not None:
-                    raise failure
-                caller = admit(sandbox.directory, sandbox.limiter, sandbox.faults, request.headers)
+                if control:
+                    caller = caller_from_headers(sandbox.directory, request.headers)
+                else:
+                    failure = await check_faults(sandbox.faults)
+                    if failure is not None:
+                        raise failure
+                    caller = admit(sandbox.directory, sandbox.limiter, sandbox.faults, request.headers)
                 return await handler(request, caller)
             except SandboxHTTPError as exc:
                 return error_response(exc.status, exc.detail, exc.headers)
@@ -412,10 +425,10 @@ def rest_routes(sandbox: Sandbox) -> list[Route]:
         Route("/api/v1/ai/jobs/{job_id}/result", endpoint(job_result), methods=["GET"]),
         Route("/api/v1/ai/search-omni-docs", endpoint(search_docs), methods=["POST"]),
         Route("/api/v1/ai/pick-topic", endpoint(pick_topic), methods=["POST"]),
-        Route("/sandbox/stats", endpoint(get_stats), methods=["GET"]),
-        Route("/sandbox/faults", endpoint(set_faults), methods=["POST"]),
-        Route("/sandbox/drop-sessions", endpoint(drop_sessions), methods=["POST"]),
-        Route("/sandbox/webhooks", endpoint(webhooks), methods=["GET"]),
+        Route("/sandbox/stats", endpoint(get_stats, control=True), methods=["GET"]),
+        Route("/sandbox/faults", endpoint(set_faults, control=True), methods=["POST"]),
+        Route("/sandbox/drop-sessions", endpoint(drop_sessions, control=True), methods=["POST"]),
+        Route("/sandbox/webhooks", endpoint(webhooks, control=True), methods=["GET"]),
     ]
     # SCIM paths: the docs spell them lower-case, the spec `/Users`; Omni's routes are case-sensitive.
     for users in ("users", "Users"):

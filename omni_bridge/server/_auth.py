@@ -26,10 +26,13 @@ from omni_bridge.server._records import Owner
 __all__ = [
     "DEV_TENANT",
     "MAX_USER_ID_LENGTH",
+    "MIN_KEY_LENGTH",
     "USER_HEADER",
     "ServiceKeys",
+    "check_service_key",
     "is_loopback",
     "owner_from_request",
+    "parse_service_keys",
     "user_from_request",
 ]
 
@@ -37,7 +40,8 @@ USER_HEADER = "X-Bridge-User"
 MAX_USER_ID_LENGTH = 256
 DEV_TENANT = "dev"
 """The tenant of the generated development key."""
-_MIN_KEY_LENGTH = 16
+MIN_KEY_LENGTH = 16
+"""The shortest service key accepted, by `serve` and by the HTTP MCP proxy alike."""
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="omni-bridge"'}
 
 
@@ -65,33 +69,8 @@ class ServiceKeys:
 
     @classmethod
     def parse(cls, value: str) -> ServiceKeys:
-        """Read `name:key,name2:key2`.
-
-        Raises:
-            ConfigError: an entry is not `name:key`, a key is shorter than 16 characters, or one key is given
-                for two names. The message names `BRIDGE_SERVICE_KEYS` and never a key.
-        """
-        pairs: list[tuple[str, str]] = []
-        seen: dict[str, str] = {}
-        for number, entry in enumerate((e.strip() for e in value.split(",")), start=1):
-            if not entry:
-                continue
-            tenant, colon, key = entry.partition(":")
-            tenant, key = tenant.strip(), key.strip()
-            if not colon or not tenant or not key:
-                raise ConfigError(f"BRIDGE_SERVICE_KEYS: entry {number} is not `name:key` (e.g. `acme:<long random>`)")
-            if len(key) < _MIN_KEY_LENGTH:
-                raise ConfigError(
-                    f"BRIDGE_SERVICE_KEYS: the key of {tenant!r} is shorter than {_MIN_KEY_LENGTH} characters; "
-                    "use a long random key (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
-                )
-            if seen.get(key, tenant) != tenant:
-                raise ConfigError(f"BRIDGE_SERVICE_KEYS: {seen[key]!r} and {tenant!r} have the same key")
-            seen[key] = tenant
-            pairs.append((tenant, key))
-        if not pairs:
-            raise ConfigError("BRIDGE_SERVICE_KEYS: no `name:key` pair given")
-        return cls(pairs)
+        """Read `name:key,name2:key2` (see `parse_service_keys` for the errors)."""
+        return cls(parse_service_keys(value))
 
     @classmethod
     def development(cls) -> tuple[ServiceKeys, str]:
@@ -107,6 +86,45 @@ class ServiceKeys:
             if hmac.compare_digest(candidate, key.secret) and found is None:
                 found = key.tenant
         return found
+
+
+def parse_service_keys(value: str) -> list[tuple[str, str]]:
+    """The `(name, key)` pairs of `BRIDGE_SERVICE_KEYS` (`name:key,name2:key2`), for `serve` and the MCP proxy.
+
+    Raises:
+        ConfigError: an entry is not `name:key`, a key breaks `check_service_key`, or one key is given for two
+            names. The message names `BRIDGE_SERVICE_KEYS` and never a key.
+    """
+    pairs: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for number, entry in enumerate((e.strip() for e in value.split(",")), start=1):
+        if not entry:
+            continue
+        tenant, colon, key = entry.partition(":")
+        tenant, key = tenant.strip(), key.strip()
+        if not colon or not tenant or not key:
+            raise ConfigError(f"BRIDGE_SERVICE_KEYS: entry {number} is not `name:key` (e.g. `acme:<long random>`)")
+        check_service_key(key, where=f"BRIDGE_SERVICE_KEYS: the key of {tenant!r}")
+        if seen.get(key, tenant) != tenant:
+            raise ConfigError(f"BRIDGE_SERVICE_KEYS: {seen[key]!r} and {tenant!r} have the same key")
+        seen[key] = tenant
+        pairs.append((tenant, key))
+    if not pairs:
+        raise ConfigError("BRIDGE_SERVICE_KEYS: no `name:key` pair given")
+    return pairs
+
+
+def check_service_key(key: str, *, where: str) -> None:
+    """The one rule for a service key, wherever it is configured: at least `MIN_KEY_LENGTH` characters.
+
+    Raises:
+        ConfigError: the key is too short; the message starts with `where` (which key) and never shows it.
+    """
+    if len(key) < MIN_KEY_LENGTH:
+        raise ConfigError(
+            f"{where} is shorter than {MIN_KEY_LENGTH} characters; use a long random key "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
 
 
 def is_loopback(host: str) -> bool:

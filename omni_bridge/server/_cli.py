@@ -14,18 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import uvicorn
 
 from omni_bridge import __version__
+from omni_bridge._serving import bind, port_number
 from omni_bridge.config import Settings, load_settings
-from omni_bridge.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from omni_bridge.server._service import Service
@@ -55,18 +54,6 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
-
-
 def _settings(sandbox: bool) -> Settings:
     settings = load_settings()
     if sandbox and not settings.uses_sandbox:
@@ -81,7 +68,7 @@ async def _serve(settings: Settings, service: Service, sock: socket.socket) -> N
     app = create_app(settings, service=service)
     config = uvicorn.Config(
         app,
-        log_level=settings.bridge_log_level.lower(),
+        log_config=None,  # uvicorn's loggers follow the CLI's level (BRIDGE_LOG_LEVEL, -v, --log-level)
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=_GRACE_SECONDS,
@@ -119,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args.sandbox)
     service = Service(settings, host=args.host, worker_id=args.worker_id)
-    sock = _bind(args.host, args.port)
+    sock = bind(args.host, args.port)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(settings, service, sock))
@@ -128,7 +115,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+_Parser = TypeVar("_Parser", bound=argparse.ArgumentParser)
+
+
+def add_commands(subparsers: argparse._SubParsersAction[_Parser]) -> None:
     """Register `serve` on the `omni-bridge` command's subparsers."""
     serve = subparsers.add_parser(
         "serve",
@@ -143,7 +133,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    serve.add_argument("--port", type=port_number, default=8080, help="port (default 8080; 0 picks a free one)")
     serve.add_argument(
         "--sandbox",
         action="store_true",
@@ -154,18 +144,10 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `serve` on its own, as `omni-bridge serve` would."""
-    parser = argparse.ArgumentParser(prog="omni-bridge")
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
-    try:
-        code: int = args.handler(args)
-    except ConfigError as exc:
-        print(f"omni-bridge: {exc}", file=sys.stderr)
-        return 2
-    return code
+    """Run `serve` on its own, exactly as `omni-bridge serve` would (same logging, errors and exit codes)."""
+    from omni_bridge.cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

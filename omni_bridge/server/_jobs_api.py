@@ -7,13 +7,15 @@ on a thread that is the job's conversation, run by the service's runner with whi
 uses, so the thread API, the event stream and the web page see jobs too.
 
 The end user is named as Omni names it, `?userId=<Omni user id>` (looked up to the embed user's external id,
-cached), or with the bridge's own `X-Bridge-User: <external id>`. Jobs and conversations of anyone else are
-not found (404).
+cached), or with the bridge's own `X-Bridge-User: <external id>`. Creating a job needs one. Status, result and
+cancel also work by job id alone, as an Omni organization key reads any job of its organization: the service
+key reads any job of its tenant. Jobs of another tenant, or of another user than the one named, are not found
+(404). `modelId` must be a shared model Omni lists (asked once, kept a while), as at Omni.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import time
 import uuid
@@ -21,6 +23,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -94,6 +97,38 @@ class _Users:
         return external
 
 
+class _Models:
+    """The ids of the shared models Omni lists for the service's key: asked when first needed, kept for `ttl`.
+
+    An id missing from the list asks again (at most every `recheck` seconds), so a model added in Omni is
+    found soon without every unknown id costing a request.
+    """
+
+    def __init__(self, service: Service, *, ttl: float, recheck: float = 5.0) -> None:
+        self._service = service
+        self._ttl = ttl
+        self._recheck = recheck
+        self._ids: frozenset[str] = frozenset()
+        self._asked_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    def _stale(self, model_id: str, now: float) -> bool:
+        if self._asked_at is None or now - self._asked_at >= self._ttl:
+            return True
+        return model_id not in self._ids and now - self._asked_at >= self._recheck
+
+    async def exists(self, model_id: str) -> bool:
+        """Whether Omni lists `model_id` (a lowercase UUID) as a shared model, not deleted."""
+        if self._stale(model_id, time.monotonic()):
+            async with self._lock:
+                if self._stale(model_id, time.monotonic()):  # unless another request asked meanwhile
+                    models = await self._service.bridge.rest.list_models(model_kind="SHARED")
+                    shared = [m for m in models if (m.model_kind or "").upper() == "SHARED" and m.deleted_at is None]
+                    self._ids = frozenset(m.id.lower() for m in shared)
+                    self._asked_at = time.monotonic()
+        return model_id in self._ids
+
+
 class JobsApi:
     """The AI Jobs routes of one service, and the webhooks of the jobs they start.
 
@@ -109,6 +144,7 @@ class JobsApi:
         self.webhooks = JobWebhooks(service.store, self.sender)
         self.webhooks.attach(service.runner)
         self._users = _Users(service, ttl=max(settings.bridge_identity_ttl_seconds, 1.0))
+        self._models = _Models(service, ttl=max(settings.bridge_identity_ttl_seconds, 1.0))
 
     def __repr__(self) -> str:
         return f"<JobsApi webhooks={self.webhooks!r}>"
@@ -139,17 +175,12 @@ class JobsApi:
             raise _error(401, _UNAUTHORIZED)
         return tenant
 
-    async def _owner(self, request: Request) -> tuple[str, Owner, str | None]:
-        """(tenant, owner, Omni user id if the request named one) of an authenticated request."""
-        tenant = self._tenant(request)
+    async def _named(self, request: Request, tenant: str) -> tuple[Owner, str | None] | None:
+        """The end user the request names (owner, Omni user id if named by it), or `None` if it names none."""
         header = user_from_request(request) if request.headers.get(USER_HEADER, "").strip() else None
         user_id = request.query_params.get("userId", "").strip() or None
         if user_id is None:
-            if header is None:
-                raise _error(
-                    400, f"Bad Request: name the end user with ?userId=<Omni user id> or the {USER_HEADER} header"
-                )
-            return tenant, Owner(tenant=tenant, user=header), None
+            return None if header is None else (Owner(tenant=tenant, user=header), None)
         try:
             user_id = str(uuid.UUID(user_id))
         except ValueError:
@@ -165,7 +196,15 @@ class JobsApi:
             raise _error(404, f"User {user_id} not found")
         if header is not None and header != external:
             raise _error(400, f"Bad Request: userId and {USER_HEADER} name different users")
-        return tenant, Owner(tenant=tenant, user=external), user_id
+        return Owner(tenant=tenant, user=external), user_id
+
+    async def _owner(self, request: Request) -> tuple[str, Owner, str | None]:
+        """(tenant, owner, Omni user id if the request named one) of a request that must name its end user."""
+        tenant = self._tenant(request)
+        named = await self._named(request, tenant)
+        if named is None:
+            raise _error(400, f"Bad Request: name the end user with ?userId=<Omni user id> or the {USER_HEADER} header")
+        return tenant, *named
 
     async def _omni_user_id(self, owner: Owner) -> str:
         try:
@@ -177,19 +216,22 @@ class JobsApi:
         return identity.user_id
 
     async def _job(self, request: Request) -> tuple[str, Owner, ResponseRecord, JobFacts]:
-        tenant, owner, _ = await self._owner(request)
+        """The job the path names: the named user's, or, when no user is named, any of the tenant's."""
+        tenant = self._tenant(request)
+        named = await self._named(request, tenant)
         job_id = request.path_params["job_id"]
         try:
             uuid.UUID(job_id)
         except ValueError:
             raise _error(400, f"Bad Request: jobId must be a UUID, got {job_id[:64]!r}") from None
         store = self.service.store
-        record = await store.get_response(owner, job_id)
-        thread = await store.get_thread(owner, record.thread_id) if record is not None else None
+        owner = named[0] if named is not None else await store.response_owner(tenant, job_id)
+        record = await store.get_response(owner, job_id) if owner is not None else None
+        thread = await store.get_thread(record.owner, record.thread_id) if record is not None else None
         facts = JobFacts.of(thread) if thread is not None else None
         if record is None or record.origin != "job" or facts is None:
             raise _error(404, f"Job {job_id} not found")
-        return tenant, owner, record, facts
+        return tenant, record.owner, record, facts
 
     # --- the routes ----------------------------------------------------------------------------------------
 
@@ -198,9 +240,7 @@ class JobsApi:
         tenant, owner, user_id = await self._owner(request)
         body = await _parse(request)
         self.service.check_accepting()
-        settings = self.service.settings
-        if settings.omni_model_id is not None and str(body.modelId) != settings.omni_model_id:
-            raise _error(404, f"Model {body.modelId} not found")
+        await self._check_model(str(body.modelId))
         webhook = None
         if body.webhookUrl is not None:
             assert body.webhookSigningSecret is not None  # the body's validator requires it
@@ -257,6 +297,19 @@ class JobsApi:
         created_body = JobCreated(jobId=job.id, conversationId=conversation_id, omniChatUrl=facts.chat_url)
         return JSONResponse(created_body.body(), status_code=201)
 
+    async def _check_model(self, model_id: str) -> None:
+        """404 as at Omni unless the model is the pinned one (`OMNI_MODEL_ID`), or else one Omni lists."""
+        pinned = self.service.settings.omni_model_id
+        try:
+            known = model_id == pinned if pinned is not None else await self._models.exists(model_id)
+        except OmniHTTPError as exc:
+            log.warning("listing Omni's models failed: HTTP %d", exc.status)
+            raise _error(502, "Omni refused the listing of its models") from None
+        except OmniError:
+            raise _error(502, "Omni could not be reached to list its models") from None
+        if not known:
+            raise _error(404, f"Model {model_id} not found")
+
     async def _create(self, thread: ThreadRecord, message: MessageRecord, job: ResponseRecord) -> bool:
         """Create the conversation with its first job; if its id was taken meanwhile, continue it if it is ours."""
         store = self.service.store
@@ -303,7 +356,13 @@ class JobsApi:
 
 
 _USER_PARAMS = (
-    Param("userId", "query", {"type": "string", "format": "uuid"}, "The Omni user to act for (Omni's way)."),
+    Param(
+        "userId",
+        "query",
+        {"type": "string", "format": "uuid"},
+        "The Omni user to act for (Omni's way). Needed to create a job; on a job's routes optional (without one,"
+        " any job of the key's tenant; with one, only that user's).",
+    ),
     Param(USER_HEADER, "header", {"type": "string"}, "Or: the end user's external id (the bridge's way)."),
 )
 _JOB_ID = Param("job_id", "path", {"type": "string", "format": "uuid"}, "The job's id (`jobId`).")
@@ -350,9 +409,12 @@ async def _parse(request: Request) -> CreateJobBody:
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        data: Any = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise _error(400, "Bad Request: Invalid JSON") from None
+        # Not `json.loads`: it overflows the stack (RecursionError) on deep nesting. jiter refuses more than
+        # 200 levels as it refuses bad syntax, and says so, instead of a validation error per level.
+        data: Any = from_json(raw or b"{}", allow_inf_nan=False)
+    except ValueError as exc:
+        too_deep = "recursion limit" in str(exc)
+        raise _error(400, "Bad Request: Invalid JSON" + (": nested too deeply" if too_deep else "")) from None
     if not isinstance(data, dict):
         raise _error(400, "Bad Request: the body must be a JSON object")
     try:

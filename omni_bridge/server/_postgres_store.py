@@ -223,6 +223,14 @@ class PostgresServiceStore:
             )
         return None if row is None else ResponseRecord.model_validate(row[0])
 
+    async def response_owner(self, tenant: str, response_id: str) -> Owner | None:
+        await self.open()
+        async with self._db.connection() as conn:
+            row = await one(
+                conn, "SELECT end_user FROM bridge_responses WHERE id = %s AND tenant = %s", (response_id, tenant)
+            )
+        return None if row is None else Owner(tenant=tenant, user=row[0])
+
     async def create_job(self, thread: ThreadRecord | None, message: MessageRecord, response: ResponseRecord) -> bool:
         await self.open()
         async with self._db.transaction() as conn:

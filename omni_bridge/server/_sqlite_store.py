@@ -188,6 +188,15 @@ class SqliteServiceStore:
     async def get_response(self, owner: Owner, response_id: str) -> ResponseRecord | None:
         return await self._read(lambda db: get_response(db, response_id, owner))
 
+    async def response_owner(self, tenant: str, response_id: str) -> Owner | None:
+        def read(db: sqlite3.Connection) -> Owner | None:
+            row = db.execute(
+                "SELECT end_user FROM responses WHERE id = ? AND tenant = ?", (response_id, tenant)
+            ).fetchone()
+            return None if row is None else Owner(tenant=tenant, user=row[0])
+
+        return await self._read(read)
+
     async def claim(self, response_id: str, worker: str, lease_until: datetime) -> ResponseRecord | None:
         def claim(db: sqlite3.Connection) -> ResponseRecord | None:
             with transaction(db):

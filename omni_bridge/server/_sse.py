@@ -67,8 +67,11 @@ def _resume_point(request: Request) -> int:
     if raw is None or raw.strip() == "":
         return 0
     raw = raw.strip()
-    if not raw.isdigit() or not raw.isascii() or int(raw) > _MAX_SEQ:
-        raise ApiError(400, "invalid_request", f"`{name}` must be an event number (a whole number, 0 or more)")
+    # The length first: `int()` refuses (ValueError) a string of more than 4300 digits.
+    if len(raw) > len(str(_MAX_SEQ)) or not raw.isascii() or not raw.isdigit() or int(raw) > _MAX_SEQ:
+        raise ApiError(
+            400, "invalid_request", f"`{name}` must be an event number (a whole number from 0 to {_MAX_SEQ})"
+        )
     return int(raw)
 
 

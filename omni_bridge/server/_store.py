@@ -3,6 +3,7 @@
 The rules that make several workers safe, whatever the backend:
 
 - **Ownership.** Every read and write names the `Owner`; a record of another owner is `None` / not found.
+  Only `response_owner` names the tenant alone, and never finds another tenant's response.
 - **One active response per thread.** `post_message` refuses (returns `None`) while the thread's current
   response is queued or running, atomically with the check.
 - **Leases.** The worker that runs a response `claim`s it with a lease, renews it with `heartbeat`, and writes
@@ -72,6 +73,14 @@ class ServiceStore(Protocol):
     # --- responses ----------------------------------------------------------------------------------------
 
     async def get_response(self, owner: Owner, response_id: str) -> ResponseRecord | None: ...
+
+    async def response_owner(self, tenant: str, response_id: str) -> Owner | None:
+        """Whose response this is, among the end users of `tenant`; `None` if it is not one of the tenant's.
+
+        The one read that does not name the end user: for a caller acting for the whole tenant (the AI Jobs
+        API reads a job by id alone under a service key, as Omni lets an organization key read any job).
+        """
+        ...
 
     async def create_job(self, thread: ThreadRecord | None, message: MessageRecord, response: ResponseRecord) -> bool:
         """Start an AI job: a new thread (when `thread` is given) or a message on an existing one, plus its

@@ -70,9 +70,11 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.strip().isdigit() or not low <= int(raw) <= high:
+    # The length check first: `int()` refuses strings of more than 4,300 digits with a ValueError.
+    digits = raw.strip()
+    if not digits.isdigit() or len(digits) > len(str(high)) or not low <= int(digits) <= high:
         raise ApiError(400, "invalid_request", f"`{name}` must be a whole number from {low} to {high}")
-    return int(raw)
+    return int(digits)
 
 
 def _query_time(request: Request, name: str) -> datetime | None:

@@ -40,6 +40,19 @@ of the `CapturedRequest`, like pydantic-ai's `FunctionModel`); `tool_then_answer
 `call_every_tool()` are ready-made responders for agent-loop tests. `Reply(delay_seconds=...)` slows a
 stream down (for cancellation tests) and `stream_error_reply()` fails one mid-stream.
 
+Stream faults break streamed answers after their headers, the ways a network and the API do: a drop, an
+end without `message_stop`, a malformed `data:` line, a stall (for some seconds, or until the client gives
+up); once, N times or always:
+
+```python
+fake = FakeAnthropic(
+    responder=tool_then_answer(ToolCall("get_weather", {"city": "Paris"})),
+    faults=[StreamFault("disconnect", after_events=4)],  # after the first fragment of the tool call's input
+)
+fake.add_fault(StreamFault("stall", after_events=4, stall_seconds=None, times=2))
+fake.add_fault(StreamFault("truncate", after_events=6, times=None))  # every stream after those
+```
+
 Usage is deterministic (about a quarter of the JSON length) and prompt caching is simulated from the
 request's `cache_control` markers: the first request with a marked prefix reports
 `cache_creation_input_tokens`, later ones with the same prefix `cache_read_input_tokens`.
@@ -49,6 +62,7 @@ From synchronous code, such as a session-scoped pytest fixture, use `with fake.r
 
 from omni_bridge.testing._capture import CapturedRequest, Outcome, Usage
 from omni_bridge.testing._fake_anthropic import MESSAGES_PATH, FakeAnthropic, Responder
+from omni_bridge.testing._faults import FaultKind, StreamFault
 from omni_bridge.testing._models import call_every_tool, example_input, tool_then_answer
 from omni_bridge.testing._replies import (
     ErrorReply,
@@ -70,12 +84,14 @@ __all__ = [
     "CapturedRequest",
     "ErrorReply",
     "FakeAnthropic",
+    "FaultKind",
     "Outcome",
     "Part",
     "PromptCache",
     "Reply",
     "Responder",
     "StopReason",
+    "StreamFault",
     "TextPart",
     "ThinkingPart",
     "ToolCall",

@@ -11,16 +11,20 @@ import asyncio
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from omni_bridge.testing._faults import StreamFault
 
 __all__ = ["SENSITIVE_HEADERS", "CapturedRequest", "Outcome", "Usage", "mask_headers"]
 
 SENSITIVE_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization"})
 _MASK = "[secure]"
 
-Outcome = Literal["pending", "completed", "error", "disconnected", "aborted"]
+Outcome = Literal["pending", "completed", "error", "disconnected", "aborted", "faulted"]
 """How an exchange ended: `completed` (message sent), `error` (error status or `event: error` frame sent),
-`disconnected` (the client went away first), `aborted` (the fake stopped serving first)."""
+`disconnected` (the client went away first), `aborted` (the fake stopped serving first), `faulted` (a
+`StreamFault` other than a stall broke the stream: dropped, truncated or malformed)."""
 
 
 def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -73,6 +77,8 @@ class CapturedRequest:
     usage: Usage | None = None
     """Usage reported with a message; `None` for errors."""
     outcome: Outcome = "pending"
+    fault: StreamFault | None = None
+    """The stream fault that struck this answer, once it has."""
     _finished: bool = field(default=False, init=False, repr=False)
     _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(
         default_factory=list, init=False, repr=False
@@ -82,7 +88,7 @@ class CapturedRequest:
     def __repr__(self) -> str:
         return (
             f"<CapturedRequest #{self.index} {self.path} stream={self.stream} retry={self.retry_count} "
-            f"status={self.status} outcome={self.outcome!r}>"
+            f"status={self.status} outcome={self.outcome!r}{f' fault={self.fault.kind}' if self.fault else ''}>"
         )
 
     @property

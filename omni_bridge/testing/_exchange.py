@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from omni_bridge.testing._capture import CapturedRequest, Outcome
+from omni_bridge.testing._faults import StreamDropped, dropping
 
 __all__ = ["Exchange", "Inflight"]
 
@@ -82,13 +83,20 @@ class Exchange(Response):
             sending.cancel()
             watching.cancel()
             await asyncio.gather(sending, watching, return_exceptions=True)
+        # A fault that broke the stream names the outcome, whether or not the client left before its end.
+        faulted = self._captured.fault is not None and self._captured.fault.kind != "stall"
         if sending.done() and not sending.cancelled():
             error = sending.exception()
-            self._captured._finish(self._outcome if error is None else "error")
+            if isinstance(error, StreamDropped):
+                # Return without the body's end: the server closes the connection under the client.
+                dropping.set(True)
+                self._captured._finish("faulted")
+                return
+            self._captured._finish("faulted" if faulted else self._outcome if error is None else "error")
             if error is not None:
                 raise error
         elif watching.done() and not watching.cancelled():
-            self._captured._finish("disconnected")
+            self._captured._finish("faulted" if faulted else "disconnected")
         else:
             self._captured._finish("aborted")
             if self._started:  # end the chunked body cleanly; the client sees a stream cut short

@@ -2,19 +2,20 @@
 
 It is the boundary fake for everything that calls Claude: tests point `AsyncAnthropic(base_url=...)` at it
 instead of patching the SDK, so retries, streaming, tool-use parsing and cache accounting run through the
-SDK's own code. Answers come from a script of replies, then from a responder function.
+SDK's own code. Answers come from a script of replies, then from a responder function; stream faults
+(`StreamFault`) break streamed answers after their headers, independently of which reply they carry.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import itertools
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,9 +27,10 @@ from starlette.routing import Route
 from omni_bridge._serving import serve_asgi, serve_asgi_in_thread
 from omni_bridge.testing._capture import CapturedRequest, Usage, mask_headers
 from omni_bridge.testing._exchange import Exchange, Inflight
+from omni_bridge.testing._faults import StreamFault, faulty_sse, install_drop_log_filter
 from omni_bridge.testing._replies import ErrorReply, Reply, error_reply
 from omni_bridge.testing._tokens import PromptCache, count_tokens
-from omni_bridge.testing._wire import Frame, content_blocks, encode_frame, message_body, stream_frames
+from omni_bridge.testing._wire import content_blocks, message_body, stream_frames
 
 __all__ = ["MESSAGES_PATH", "FakeAnthropic", "Responder"]
 
@@ -40,6 +42,14 @@ Responder = Callable[[CapturedRequest], Reply | ErrorReply | Awaitable[Reply | E
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class _Due:
+    """A queued stream fault and how many more streamed answers it breaks (`None`: all of them)."""
+
+    fault: StreamFault
+    left: int | None
+
+
 class FakeAnthropic:
     """A fake Anthropic Messages API: `POST /v1/messages`, JSON or SSE, with scripted answers.
 
@@ -47,12 +57,19 @@ class FakeAnthropic:
     up, by `responder(request)`; with neither, by a 400 that says so. Every request is recorded in
     `requests`, auth headers masked.
 
+    Stream faults (`faults`, `add_fault()`) are a queue of their own, like llmock's: each streamed answer
+    takes the first fault still due (`times` of them, or every one with `times=None`), and a faulted
+    answer still used up its reply, so script one reply per attempt (a responder answers retries anew).
+    The fault that struck is in `CapturedRequest.fault`, and the exchange ends `faulted` (a stall that
+    passes leaves the outcome to what follows).
+
     Args:
         *script: Replies (`text_reply`, `tool_use_reply`, `error_reply`, ...) used in order, one per request.
         responder: Answers requests after the script, like pydantic-ai's `FunctionModel`. It runs on the
             server's loop (a background thread's, with `run_in_thread()`).
         api_keys: Keys to accept. `None` accepts any non-empty key; a missing key always gets a 401.
         min_cacheable_tokens: Prefixes shorter than this are never cached (see `PromptCache`).
+        faults: Stream faults for the streamed answers to come, in order.
 
     Example:
         ```python
@@ -61,6 +78,25 @@ class FakeAnthropic:
             client = AsyncAnthropic(api_key="test-key", base_url=url)
             message = await client.messages.create(model="claude-sonnet-5-5", max_tokens=64, messages=[...])
         ```
+
+        Break streams: drop the first one inside its text, then stall the next one until the client gives up.
+
+        ```python
+        fake = FakeAnthropic(
+            responder=lambda request: text_reply("West leads with 1.2M."),
+            faults=[StreamFault("disconnect", after_events=4), StreamFault("stall", after_events=2)],
+        )
+        fake.add_fault(StreamFault("truncate", after_events=5, times=None))  # every stream after those two
+        async with fake.serve() as url, AsyncAnthropic(api_key="k", base_url=url) as client:
+            with pytest.raises(httpx2.RemoteProtocolError):  # the SDK does not retry a stream cut mid-body
+                async with client.messages.stream(model=MODEL, max_tokens=64, messages=MESSAGES) as stream:
+                    await stream.get_final_message()
+        assert fake.requests[0].fault == StreamFault("disconnect", after_events=4)
+        assert fake.requests[0].outcome == "faulted"
+        ```
+        Kinds: `disconnect` (the connection closes mid-body), `truncate` (the body ends cleanly without
+        `message_stop`: the SDK returns a fragment without complaint), `malformed` (one `data:` line of
+        cut-off JSON), `stall` (`stall_seconds`, or `None` for as long as the client waits).
     """
 
     def __init__(
@@ -69,8 +105,12 @@ class FakeAnthropic:
         responder: Responder | None = None,
         api_keys: Collection[str] | None = None,
         min_cacheable_tokens: int = 0,
+        faults: Iterable[StreamFault] = (),
     ) -> None:
         self._script: deque[Reply | ErrorReply] = deque(script)
+        self._faults: deque[_Due] = deque()
+        self.add_fault(*faults)
+        install_drop_log_filter()
         self._responder = responder
         self._api_keys = frozenset(api_keys) if api_keys is not None else None
         self.cache = PromptCache(min_cacheable_tokens)
@@ -95,6 +135,25 @@ class FakeAnthropic:
     def pending_replies(self) -> int:
         """Scripted replies not used yet."""
         return len(self._script)
+
+    def add_fault(self, *faults: StreamFault) -> None:
+        """Queue stream faults for the streamed answers to come (see `StreamFault`)."""
+        self._faults.extend(_Due(fault, fault.times) for fault in faults)
+
+    @property
+    def pending_faults(self) -> list[StreamFault]:
+        """Stream faults still due, in order (a fault with `times=None` stays here)."""
+        return [due.fault for due in self._faults]
+
+    def _next_fault(self) -> StreamFault | None:
+        if not self._faults:
+            return None
+        due = self._faults[0]
+        if due.left is not None:
+            due.left -= 1
+            if due.left == 0:
+                self._faults.popleft()
+        return due.fault
 
     # --- serving -----------------------------------------------------------------------------------------
 
@@ -188,8 +247,13 @@ class FakeAnthropic:
         headers = {"request-id": request_id}
         if captured.stream:
             frames = stream_frames(reply, blocks, message_id=message_id, model=model, usage=usage)
+            fault = self._next_fault()
+
+            def struck() -> None:
+                captured.fault = fault
+
             return Exchange(
-                _sse(frames, reply.delay_seconds),
+                faulty_sse(frames, reply.delay_seconds, fault, struck),
                 status_code=200,
                 headers={**headers, "cache-control": "no-cache"},
                 media_type="text/event-stream",
@@ -213,13 +277,6 @@ class FakeAnthropic:
         captured.status = error.status
         captured._finish("error")
         return JSONResponse(error.body(request_id), error.status, headers={**error.headers(), "request-id": request_id})
-
-
-async def _sse(frames: Iterator[Frame], delay_seconds: float) -> AsyncGenerator[bytes, None]:
-    for position, frame in enumerate(frames):
-        if position and delay_seconds:
-            await asyncio.sleep(delay_seconds)
-        yield encode_frame(frame)
 
 
 async def _once(chunk: bytes) -> AsyncGenerator[bytes, None]:

@@ -9,9 +9,10 @@ never shared between users (DESIGN.md, MCP sessions). The pool:
   group must be left by the task that entered it), so a crashed transport ends that session only;
 - bounds its size (least recently used idle sessions are closed first; when every session is busy, an
   open waits for a free slot) and closes sessions idle for longer than `idle_seconds`;
-- reopens a session Omni no longer knows (`Session not found`) and retries the call once: that answer
-  means the request was refused before it ran, so the retry cannot run anything twice. A call whose
-  connection failed mid-way is never retried, since it may have run;
+- reopens a session Omni no longer knows and retries the call once: a 404 on a request that carried the
+  session id (the Python SDK's `Session not found`), or a 400 naming the session (the TypeScript SDK's
+  "No valid session ID provided"). Either answer means the request was refused before it ran, so the retry
+  cannot run anything twice. A call whose connection failed mid-way is never retried, since it may have run;
 - caches each key's tool list (TTL; dropped on `notifications/tools/list_changed`), never across keys.
 
 All sessions share one `httpx2` transport and one SSL context: building either costs about 30 ms and
@@ -46,7 +47,12 @@ from omni_bridge import __version__
 from omni_bridge.config import ProtocolMode, Settings
 from omni_bridge.exceptions import ConfigError, McpConnectError, SessionExpired
 from omni_bridge.tools._headers import mcp_headers
-from omni_bridge.tools._mcp_errors import from_open_failure, mcp_errors
+from omni_bridge.tools._mcp_errors import (
+    from_open_failure,
+    mcp_errors,
+    record_http_failure,
+    recording_http_failures,
+)
 
 __all__ = ["PoolStats", "SessionKey", "SessionPool"]
 
@@ -164,6 +170,7 @@ class SessionPool:
         if not self._api_key.get_secret_value():
             raise ValueError("api_key must not be empty")
         self._mode = _MODES[protocol]
+        self._modern = protocol == "modern"
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
         self.tool_timeout = tool_timeout
@@ -279,7 +286,7 @@ class SessionPool:
             session = await self._lease(key)
             try:
                 assert session.client is not None
-                with mcp_errors(_where(key.server)):
+                with mcp_errors(_where(key.server), modern=self._modern):
                     return await session.client.call_tool(
                         name, arguments or {}, read_timeout_seconds=deadline, progress_callback=progress_callback
                     )
@@ -306,7 +313,7 @@ class SessionPool:
                 assert session.client is not None
                 tools: list[types.Tool] = []
                 cursor: str | None = None
-                with mcp_errors(_where(key.server)):
+                with mcp_errors(_where(key.server), modern=self._modern):
                     while True:
                         page = await session.client.list_tools(cursor=cursor, cache_mode="bypass")
                         tools.extend(page.tools)
@@ -407,7 +414,12 @@ class SessionPool:
             topic_name=key.topic_name,
             query_all_views=key.query_all_views,
         )
-        http = httpx2.AsyncClient(transport=self._transport, headers=headers, timeout=self._timeout)
+        http = httpx2.AsyncClient(
+            transport=self._transport,
+            headers=headers,
+            timeout=self._timeout,
+            event_hooks={"response": [record_http_failure]},  # keeps the status the SDK drops (see _mcp_errors)
+        )
         client = Client(
             streamable_http_client(key.server, http_client=http),
             mode=self._mode,
@@ -415,26 +427,30 @@ class SessionPool:
             message_handler=self._message_handler(key),
             client_info=types.Implementation(name="omni-bridge", version=__version__),
         )
-        try:
-            async with client:
-                session.client = client
-                ready.set_result(None)
-                await session.stop.wait()
-        except asyncio.CancelledError:
-            if not ready.done():
-                ready.cancel()
-            raise
-        except BaseException as exc:  # the SDK raises exception groups; all of them end this session only
-            error = from_open_failure(exc, where=_where(key.server))
-            if not ready.done():
-                ready.set_exception(error)
-            elif session.stop.is_set():  # closing an expired or dead session may fail: it is gone either way
-                log.debug("MCP session %s closed with %s", key.digest, error)
-            else:
-                log.warning("MCP session %s ended: %s", key.digest, error)
-        finally:
-            session.client = None
-            self._forget(session)
+        # The handshake is sent from this task, so its HTTP failures (a 401, say) are recorded here; each
+        # call's own requests are recorded in its caller's context instead.
+        with recording_http_failures() as opening:
+            try:
+                async with client:
+                    session.client = client
+                    ready.set_result(None)
+                    await session.stop.wait()
+            except asyncio.CancelledError:
+                if not ready.done():
+                    ready.cancel()
+                raise
+            except BaseException as exc:  # the SDK raises exception groups; all of them end this session only
+                failure = opening[-1] if opening and not ready.done() else None
+                error = from_open_failure(exc, where=_where(key.server), failure=failure, modern=self._modern)
+                if not ready.done():
+                    ready.set_exception(error)
+                elif session.stop.is_set():  # closing an expired or dead session may fail: it is gone either way
+                    log.debug("MCP session %s closed with %s", key.digest, error)
+                else:
+                    log.warning("MCP session %s ended: %s", key.digest, error)
+            finally:
+                session.client = None
+                self._forget(session)
 
     def _message_handler(self, key: SessionKey) -> MessageHandlerFnT:
         async def handle(message: IncomingMessage) -> None:

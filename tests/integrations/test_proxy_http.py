@@ -237,3 +237,46 @@ async def mode_free_upstream() -> AsyncIterator[str]:
     upstream = Server("upstream", on_list_tools=list_tools, on_call_tool=call_tool)
     async with serve_asgi(upstream.streamable_http_app(streamable_http_path="/mcp/https")) as url:
         yield url
+
+
+async def _initialize_status(url: str, *, host: str | None = None, origin: str | None = None) -> int:
+    """The HTTP status of an `initialize` from alice with a valid key, sent with the given `Host` and `Origin`."""
+    headers = {**as_user("alice"), "Accept": "application/json, text/event-stream"}
+    if host is not None:
+        headers["Host"] = host
+    if origin is not None:
+        headers["Origin"] = origin
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    async with httpx2.AsyncClient(timeout=10) as http:
+        return (await http.post(url, json=body, headers=headers)).status_code
+
+
+async def test_on_loopback_a_foreign_host_or_origin_is_refused(sandbox: Sandbox, proxy_url: str) -> None:
+    port = proxy_url.split(":")[2].split("/")[0]
+
+    assert await _initialize_status(proxy_url, host="evil.example.com") == 421
+    assert await _initialize_status(proxy_url, origin="http://evil.example.com") == 403
+    assert await _initialize_status(proxy_url, host=f"localhost:{port}", origin=f"http://localhost:{port}") == 200
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host", "status"),
+    [
+        (["bridge.example.test"], "bridge.example.test", 200),
+        (["bridge.example.test"], "bridge.example.test:8766", 200),
+        (["bridge.example.test"], "evil.example.com", 421),
+        (["bridge.example.test:8766"], "bridge.example.test:9999", 421),
+        ([], "evil.example.com", 200),  # off loopback with nothing configured the service key alone admits
+    ],
+)
+async def test_off_loopback_the_configured_hosts_are_the_ones_accepted(
+    sandbox: Sandbox, omni: OmniConnection, allowed: list[str], host: str, status: int
+) -> None:
+    app = proxy_http_app(McpProxy(omni), service_keys=[SERVICE_KEY], host="0.0.0.0", allowed_hosts=allowed)
+    async with serve_asgi(app) as url:
+        assert await _initialize_status(url + "/mcp", host=host) == status

@@ -7,12 +7,15 @@ is stopped by its own process id.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,3 +131,28 @@ class EverythingServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+PROXY_SERVICE_KEY = "svc-interop-key-0123456789"
+"""The one service key the test proxy admits (a test value, at least 16 characters as serve's rule asks)."""
+
+
+@contextlib.contextmanager
+def http_proxy(mcp_url: str, org_key: str, home: Path) -> Iterator[str]:
+    """`omni-bridge mcp-proxy --transport http` as its own process in front of `mcp_url`; yields its MCP URL.
+
+    Settings go in through the environment, as a deployment would set them (the drop-in `MCP_*` names for
+    Omni, `BRIDGE_SERVICE_KEYS` for callers), with any `OMNI_*`/`BRIDGE_*`/`MCP_*` of the test run removed
+    and `cwd` in a scratch folder so no `.env` is read.
+    """
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("OMNI_", "BRIDGE_", "MCP_"))}
+    env.update(MCP_SERVER_URL=mcp_url, MCP_API_KEY=org_key, BRIDGE_SERVICE_KEYS=f"interop:{PROXY_SERVICE_KEY}")
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's package, even from another work tree
+    command = [sys.executable, "-m", "omni_bridge.cli", "mcp-proxy", "--transport", "http", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop(process)

@@ -46,6 +46,33 @@ async def test_faults_can_be_set_over_http_and_bad_values_are_refused() -> None:
     assert forbidden.status_code == 403 and sandbox.faults.latency_ms == 5
 
 
+async def test_the_sandboxs_control_routes_answer_whatever_the_fault_knobs_say() -> None:
+    sandbox = Sandbox()
+    async with sandbox.serve() as url:
+        async with httpx2.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {sandbox.config.org_key}"}) as h:
+            failing = await h.post("/sandbox/faults", json={"error_rate": 1.0})
+            refused = await h.get("/api/v1/models")
+            stats = await h.get("/sandbox/stats")
+            webhooks = await h.get("/sandbox/webhooks")
+            dropped = await h.post("/sandbox/drop-sessions")
+            reset = await h.post("/sandbox/faults", json={"error_rate": 0.0, "rate_limit_per_minute": 1})
+            first = await h.get("/api/v1/models")
+            limited = await h.get("/api/v1/models")
+            unlimited = await h.post("/sandbox/faults", json={"rate_limit_per_minute": None})
+            healthy = await h.get("/api/v1/models")
+        async with httpx2.AsyncClient(base_url=url) as anonymous:
+            keyless = await anonymous.post("/sandbox/faults", json={"error_rate": 1.0})
+
+    assert failing.status_code == 200 and failing.json()["error_rate"] == 1.0
+    assert refused.status_code == 503
+    assert [stats.status_code, webhooks.status_code, dropped.status_code] == [200, 200, 200]
+    assert reset.status_code == 200 and reset.json()["error_rate"] == 0.0
+    assert (first.status_code, limited.status_code) == (200, 429)
+    assert unlimited.status_code == 200 and unlimited.json()["rate_limit_per_minute"] is None
+    assert healthy.status_code == 200 and healthy.json()["records"]
+    assert keyless.status_code == 401 and sandbox.faults.error_rate == 0.0  # still behind the key
+
+
 async def test_a_cancelled_slow_tool_call_is_seen_as_cancelled_by_the_sandbox() -> None:
     sandbox = Sandbox()
     sandbox.set_faults(slow_tool_seconds=30, slow_tool_name="getData")

@@ -270,3 +270,43 @@ async def test_feature_disabled_lists_tools_but_refuses_calls() -> None:
             models = await client.call_tool("pickModel", {})
     assert refused.is_error and "Feature is not enabled" in text_of(refused)
     assert not models.is_error and len(models.structured_content["models"]) >= 2
+
+
+_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+async def _initialize_status(url: str, org_key: str, *, host: str | None = None, origin: str | None = None) -> int:
+    """The HTTP status of an authenticated `initialize` sent with the given `Host` and `Origin`."""
+    headers = {"Authorization": f"Bearer {org_key}", "Accept": "application/json, text/event-stream"}
+    headers.update({"X-MCP-User-ID": embed_user_id("alice"), "X-MCP-User-Required": "true"})
+    if host is not None:
+        headers["Host"] = host
+    if origin is not None:
+        headers["Origin"] = origin
+    async with httpx2.AsyncClient(timeout=10) as http:
+        return (await http.post(url, json=_INITIALIZE, headers=headers)).status_code
+
+
+async def test_on_loopback_a_foreign_host_or_origin_is_refused(served: Served) -> None:
+    port = served.url.rsplit(":", 1)[1]
+
+    assert await _initialize_status(served.mcp_url, served.org_key, host="evil.example.com") == 421
+    assert await _initialize_status(served.mcp_url, served.org_key, origin="http://evil.example.com") == 403
+    assert await _initialize_status(served.mcp_url, served.org_key, host=f"localhost:{port}") == 200
+    assert await _initialize_status(served.mcp_url, served.org_key, origin=f"http://127.0.0.1:{port}") == 200
+
+
+async def test_configured_hosts_are_accepted_besides_loopback_and_no_others() -> None:
+    sandbox = Sandbox(host="0.0.0.0", allowed_hosts=["omni.example.test"])
+    key = sandbox.config.org_key
+    async with sandbox.serve() as url:
+        mcp_url = sandbox.mcp_url()
+        assert await _initialize_status(mcp_url, key, host="omni.example.test:8443") == 200
+        assert await _initialize_status(mcp_url, key, origin="https://omni.example.test") == 200
+        assert await _initialize_status(mcp_url, key, host=url.removeprefix("http://")) == 200
+        assert await _initialize_status(mcp_url, key, host="evil.example.com") == 421

@@ -327,6 +327,14 @@ BAD_REQUESTS: list[tuple[str, str, Any]] = [
     ("POST", "/sandbox/faults", {"unknown_knob": 1}),
     ("POST", "/sandbox/faults", {"error_status": 404}),
     ("GET", "/api/v1/nothing-here", None),
+    # Nested deeper than `json.loads` goes (a RecursionError, once a 500): the same parse serves every body.
+    ("POST", "/api/v1/ai/jobs", b"[" * 100_000),
+    ("POST", "/api/v1/ai/jobs", b'{"a":' * 50_000 + b"1" + b"}" * 50_000),
+    ("POST", "/api/unstable/embed/sso/generate-session", b"[" * 100_000),
+    ("POST", "/api/v1/embed/sso/generate-session", b'{"a":' * 50_000 + b"1" + b"}" * 50_000),
+    ("POST", "/api/v1/ai/search-omni-docs", b"[" * 100_000),
+    ("POST", "/api/v1/ai/pick-topic", b"[" * 100_000),
+    ("POST", "/sandbox/faults", b"[" * 100_000),
 ]
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "test_a_finished_response_is_returned_as_it_is_by_cancel",
     "test_a_queued_response_never_claimed_by_its_start_deadline_ends_as_worker_lost",
     "test_a_record_of_another_owner_does_not_exist",
+    "test_a_response_owner_is_found_within_its_tenant_only",
     "test_a_running_response_is_asked_to_stop_and_its_worker_sees_it",
     "test_a_thread_is_written_with_its_first_message_and_queued_response",
     "test_a_webhook_secret_is_kept_for_the_runner",
@@ -140,6 +141,14 @@ async def test_a_record_of_another_owner_does_not_exist(store: ServiceStore) -> 
     assert await store.list_messages(ALICE, thread.id) == messages
     unchanged = await store.get_message(ALICE, assistant.id)
     assert unchanged is not None and unchanged.feedback is None
+
+
+async def test_a_response_owner_is_found_within_its_tenant_only(store: ServiceStore) -> None:
+    _, response = await started(store)
+
+    assert await store.response_owner("acme", response.id) == ALICE
+    assert await store.response_owner("globex", response.id) is None
+    assert await store.response_owner("acme", "no-such-response") is None
 
 
 async def test_threads_are_listed_most_recently_updated_first_and_page_on_before(store: ServiceStore) -> None:
