@@ -34,7 +34,6 @@ from omni_bridge.server._jobs_models import JobFacts, build_result
 from omni_bridge.server._records import Owner, ResponseRecord
 from omni_bridge.testing import error_reply, tool_then_answer
 from omni_bridge.tools import JobState, JobStatus, OmniRestClient
-from tests._postgres import fresh_schema
 from tests.conftest import Served
 from tests.server.service_helpers import KEY, OTHER_TENANT_KEY, REVENUE, Running, data_of, running_service
 
@@ -360,16 +359,6 @@ async def test_webhook_urls_to_addresses_that_are_not_public_are_refused(served:
 
 
 # --- who may see what ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """The service store's URL: the default SQLite file, or a fresh PostgreSQL schema (where one is configured)."""
-    if request.param == "sqlite":
-        yield None
-        return
-    with fresh_schema() as url:
-        yield url
 
 
 async def test_another_user_or_tenant_cannot_see_cancel_or_continue_a_job(

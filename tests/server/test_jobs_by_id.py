@@ -19,7 +19,6 @@ import pytest
 
 from omni_bridge.sandbox import embed_user_id
 from omni_bridge.testing import tool_then_answer
-from tests._postgres import fresh_schema
 from tests.conftest import Served
 from tests.server.service_helpers import KEY, OTHER_TENANT_KEY, REVENUE, Running, running_service
 
@@ -34,16 +33,6 @@ TERMINAL = {"COMPLETE", "FAILED", "CANCELLED"}
 def clean(served: Served) -> Iterator[None]:
     yield
     served.sandbox.set_faults(slow_tool_seconds=0.0, slow_tool_name=None)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """The service store's URL: the default SQLite file, or a fresh PostgreSQL schema (where one is configured)."""
-    if request.param == "sqlite":
-        yield None
-        return
-    with fresh_schema() as url:
-        yield url
 
 
 def keyed(svc: Running, key: str = KEY, **headers: str) -> httpx2.AsyncClient:
