@@ -11,7 +11,8 @@ Whatever stops a run (an answer, an API error, cancellation), the transcript it 
 half-way leaves something `repair_transcript` can mend.
 
 Stream integrity: a turn counts only once its stream reached `message_stop`. A stream that drops, stalls
-(no event within `stream_idle_timeout`), sends a frame the SDK cannot parse, or ends early is a broken turn:
+(no event within `stream_idle_timeout`), sends a frame the SDK cannot parse, ends early, or is ended by a
+retryable `event: error` frame (overloaded mid-stream) is a broken turn:
 nothing of it is kept, and none of its `tool_use`s runs. While the user saw nothing of that turn it is asked
 again, with backoff, up to the client's `max_retries` times; otherwise the answer ends `errored` with a
 retryable `stream_interrupted` error, and the text already shown comes back as a `TextPart(partial=True)`
@@ -72,14 +73,21 @@ log = logging.getLogger("omni_bridge.agent")
 _CACHE: CacheControlEphemeralParam = {"type": "ephemeral"}
 _INTERRUPTED = "The tool call was cancelled before it finished."
 _BACKOFF_CAP_SECONDS = 8.0
+# `event: error` types that say "try again later" (the API's 429, 500, 504 and 529 kinds).
+_RETRYABLE_FRAMES = frozenset({"rate_limit_error", "api_error", "timeout_error", "overloaded_error"})
 
 
 class _StreamBroken(Exception):
-    """A turn's stream ended without `message_stop`; `shown` is the text of it the user already saw."""
+    """A turn's stream ended without `message_stop`; `shown` is the text of it the user already saw.
 
-    def __init__(self, reason: str) -> None:
+    `error_type` is `stream_interrupted`, or the API's own type when it ended the stream with a retryable
+    `event: error` frame (e.g. `overloaded_error`).
+    """
+
+    def __init__(self, reason: str, error_type: str = STREAM_INTERRUPTED) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.error_type = error_type
         self.shown = ""
 
 
@@ -293,7 +301,7 @@ class ClaudeEngine:
     async def _failed(self, run: Run, answer: _Answer, exc: anthropic.APIError) -> AsyncIterator[Event]:
         status = exc.status_code if isinstance(exc, anthropic.APIStatusError) else None
         error_type = _error_type(exc)
-        retryable = isinstance(exc, anthropic.APIConnectionError) or status in (408, 409, 429) or (status or 0) >= 500
+        retryable = _retryable(exc)
         log.warning("Messages API failed for run %s: %s %s", run.response_id, status, error_type)
         message = f"The language model is unavailable ({error_type}{f', HTTP {status}' if status else ''})."
         message += " Please try again in a moment." if retryable else ""
@@ -306,12 +314,12 @@ class ClaudeEngine:
         """End the answer after a stream broke off: errored, retryable, with what was shown marked partial."""
         message = f"The language model's answer broke off ({exc.reason}). Please try again."
         await run.checkpoint()
-        yield ErrorEvent(**run.stamp(), error_type=STREAM_INTERRUPTED, message=message, retryable=True)
+        yield ErrorEvent(**run.stamp(), error_type=exc.error_type, message=message, retryable=True)
         if exc.shown.strip():
             note = "\n\n(This answer is incomplete: the language model's answer broke off. Please try again.)"
-            events = self._final(run, answer, note, STREAM_INTERRUPTED, outcome="errored", partial=exc.shown)
+            events = self._final(run, answer, note, exc.error_type, outcome="errored", partial=exc.shown)
         else:
-            events = self._final(run, answer, message, STREAM_INTERRUPTED, outcome="errored")
+            events = self._final(run, answer, message, exc.error_type, outcome="errored")
         for event in events:
             yield event
 
@@ -362,8 +370,13 @@ async def _events(
                 event = await anext(events)
         except StopAsyncIteration:
             return
-        except anthropic.APIStatusError:
-            raise
+        except anthropic.APIStatusError as exc:
+            # An `event: error` frame. The request itself succeeded (the SDK retries failed requests before
+            # the stream opens), so a retryable error here breaks the turn like a dropped connection would.
+            # Its status is the stream's own 200, so the frame's error type tells whether it is worth retrying.
+            if _error_type(exc) not in _RETRYABLE_FRAMES:
+                raise
+            raise _StreamBroken(f"the API ended the stream with {_error_type(exc)}", _error_type(exc)) from exc
         except TimeoutError:
             raise _StreamBroken(f"no event for {idle_timeout:g} s") from None
         except (httpx2.TimeoutException, anthropic.APITimeoutError) as exc:
@@ -373,6 +386,12 @@ async def _events(
         except Exception as exc:
             raise _StreamBroken(f"a malformed event arrived: {type(exc).__name__}") from exc
         yield event
+
+
+def _retryable(exc: anthropic.APIError) -> bool:
+    """Worth asking again later: a connection problem, a timeout, a conflict, rate limiting or a server error."""
+    status = exc.status_code if isinstance(exc, anthropic.APIStatusError) else None
+    return isinstance(exc, anthropic.APIConnectionError) or status in (408, 409, 429) or (status or 0) >= 500
 
 
 def _read_timeout(client: anthropic.AsyncAnthropic) -> float | None:

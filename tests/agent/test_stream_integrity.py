@@ -30,6 +30,7 @@ from omni_bridge.testing import (
     FaultKind,
     StreamFault,
     ToolCall,
+    stream_error_reply,
     text_reply,
     tool_then_answer,
     tool_use_reply,
@@ -221,3 +222,38 @@ async def test_serve_ends_a_response_whose_stream_broke_failed_with_the_stream_e
     assert done["parts"][0] == {"type": "text", "text": SHOWN, "partial": True}
     [error] = [data for _seq, event, data in frames if event == "error"]
     assert error["error_type"] == "stream_interrupted" and error["retryable"] is True
+
+
+async def test_an_error_frame_before_any_text_is_asked_again_and_answers(served: Served) -> None:
+    # The SDK retries a request that failed, but not a stream that the API ended with `event: error`.
+    fake = FakeAnthropic(stream_error_reply("overloaded_error"), text_reply(ANSWER))
+    async with fake.serve() as url, Bridge(settings(served, url)) as bridge:
+        events = await collect(bridge.ask(user="alice", question="who leads?"))
+
+    final = final_of(events).message
+    assert (final.outcome, final.text) == ("completed", ANSWER)
+    assert len(fake.requests) == 2
+    assert not [e for e in events if isinstance(e, ErrorEvent)]
+
+
+async def test_an_error_frame_after_text_was_shown_ends_errored_with_that_text_marked_partial(served: Served) -> None:
+    fake = FakeAnthropic(stream_error_reply("overloaded_error", text="West leads"), text_reply(ANSWER))
+    async with fake.serve() as url, Bridge(settings(served, url)) as bridge:
+        events = await collect(bridge.ask(user="alice", question="who leads?"))
+
+    assert sent_text(events) == "West leads" and len(fake.requests) == 1
+    [error] = [e for e in events if isinstance(e, ErrorEvent)]
+    assert (error.error_type, error.retryable) == ("overloaded_error", True)
+    final = final_of(events).message
+    assert final.outcome == "errored" and final.parts[0] == TextPart(text="West leads", partial=True)
+
+
+async def test_an_error_frame_that_is_not_worth_retrying_ends_the_answer_at_once(served: Served) -> None:
+    fake = FakeAnthropic(stream_error_reply("invalid_request_error"), text_reply(ANSWER))
+    async with fake.serve() as url, Bridge(settings(served, url)) as bridge:
+        events = await collect(bridge.ask(user="alice", question="who leads?"))
+
+    assert len(fake.requests) == 1
+    [error] = [e for e in events if isinstance(e, ErrorEvent)]
+    assert (error.error_type, error.retryable) == ("invalid_request_error", False)
+    assert final_of(events).message.outcome == "errored"
