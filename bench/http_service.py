@@ -80,7 +80,7 @@ async def _serve_process(settings: Settings) -> AsyncIterator[str]:
         "BRIDGE_DATA_DIR": str(settings.bridge_data_dir),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "omni_bridge.server._cli", "serve", "--port", "0",
+        sys.executable, "-m", "omni_bridge.cli", "serve", "--port", "0",
         env=env, stdout=subprocess.PIPE, cwd=settings.bridge_data_dir,
     )  # fmt: skip
     assert process.stdout is not None

@@ -15,8 +15,8 @@ and has nothing left to switch: the proxy always sends `X-MCP-User-Required: tru
 Over HTTP, callers send a service key: `--service-key` values and `BRIDGE_SERVICE_KEYS` (`name:key` pairs, read
 as `omni-bridge serve` reads them), all under serve's rule (`check_service_key`: 16 characters at least).
 
-argparse, like the rest of the CLI; this module only registers the command (`add_commands`) and can run it
-alone (`python -m omni_bridge.integrations._proxy_cli mcp-proxy …`).
+argparse, like the rest of the CLI; this module only registers the command (`add_commands`) on the
+`omni-bridge` parser (`omni_bridge.cli`, which owns logging, errors and exit codes for every command).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from omni_bridge.integrations._proxy_http import DEFAULT_USER_HEADER, proxy_http
 from omni_bridge.server._auth import check_service_key, parse_service_keys
 from omni_bridge.tools import SessionKey
 
-__all__ = ["add_commands", "main"]
+__all__ = ["add_commands"]
 
 log = logging.getLogger("omni_bridge.proxy")
 
@@ -154,9 +154,9 @@ async def _stdio_user(connection: OmniConnection, args: argparse.Namespace, env:
 
 def _service_keys(settings: Settings, flags: Sequence[str]) -> list[str]:
     """The keys HTTP callers may send: `--service-key` values, then `BRIDGE_SERVICE_KEYS` (read as `serve` does)."""
-    for number, key in enumerate(flags, start=1):
-        check_service_key(key.strip(), where=f"--service-key #{number}")
     keys = [key.strip() for key in flags]
+    for number, key in enumerate(keys, start=1):
+        check_service_key(key, where=f"--service-key #{number}")
     if settings.bridge_service_keys is not None:
         keys += [key for _, key in parse_service_keys(settings.bridge_service_keys.get_secret_value())]
     if not keys:
@@ -173,14 +173,3 @@ async def _http(connection: OmniConnection, args: argparse.Namespace, keys: list
             print(f"omni-bridge MCP proxy on {url}{args.path} (streamable HTTP) in front of {where}", flush=True)
             print(f"  callers send: Authorization: Bearer <service key>, {args.user_header}: <external id>", flush=True)
             await asyncio.Event().wait()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run `mcp-proxy` on its own, exactly as `omni-bridge mcp-proxy` would (same logging, errors, exit codes)."""
-    from omni_bridge.cli import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

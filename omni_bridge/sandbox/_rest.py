@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import from_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from omni_bridge._json_body import InvalidJson, load_json
 from omni_bridge.sandbox._answer import Scope, resolve_model, resolve_topic
 from omni_bridge.sandbox._caller import Caller, caller_from_headers
 from omni_bridge.sandbox._directory import SandboxUser
@@ -109,12 +109,9 @@ def _validation_detail(exc: ValidationError) -> str:
 async def _json(request: Request) -> Any:
     raw = await request.body()
     try:
-        # Not `json.loads`, which overflows the stack (RecursionError) on deep nesting: jiter refuses a body
-        # nested more than 200 levels deep as it refuses bad syntax.
-        return from_json(raw or b"{}", allow_inf_nan=False)
-    except ValueError as exc:
-        too_deep = "recursion limit" in str(exc)
-        raise SandboxHTTPError(400, "Bad Request: Invalid JSON" + (": nested too deeply" if too_deep else "")) from None
+        return load_json(raw or b"{}")
+    except InvalidJson as exc:
+        raise SandboxHTTPError(400, f"Bad Request: {exc}") from None
 
 
 async def _parse(request: Request, model: type[_M]) -> _M:

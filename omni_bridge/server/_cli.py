@@ -5,8 +5,8 @@ waits ~40 ms for a delayed ACK; sdk-notes pitfall 7), and binding first also tur
 error. On Ctrl-C (or SIGTERM) the service stops taking questions and ends its runs as `canceled` *before*
 uvicorn waits for open connections, so event streams end and the process exits promptly.
 
-`add_commands(subparsers)` registers the command on the `omni-bridge` parser; `main()` runs it alone
-(`python -m omni_bridge.server._cli serve ...`).
+`add_commands(subparsers)` registers the command on the `omni-bridge` parser (`omni_bridge.cli`, which owns
+logging, errors and exit codes for every command).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import socket
-import sys
-from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,7 +27,7 @@ from omni_bridge.config import Settings, load_settings
 if TYPE_CHECKING:
     from omni_bridge.server._service import Service
 
-__all__ = ["add_commands", "cmd_serve", "main"]
+__all__ = ["add_commands", "cmd_serve"]
 
 _GRACE_SECONDS = 10
 """How long uvicorn waits for open connections after the service has stopped its runs."""
@@ -141,14 +139,3 @@ def add_commands(subparsers: argparse._SubParsersAction[_Parser]) -> None:
     )
     serve.add_argument("--worker-id", metavar="ID", help="this worker's name in leases (default: host-pid-random)")
     serve.set_defaults(handler=cmd_serve)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run `serve` on its own, exactly as `omni-bridge serve` would (same logging, errors and exit codes)."""
-    from omni_bridge.cli import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

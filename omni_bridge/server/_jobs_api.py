@@ -23,11 +23,11 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import from_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from omni_bridge._json_body import InvalidJson, load_json
 from omni_bridge.agent.events import TextPart
 from omni_bridge.exceptions import IdentityError, OmniError, OmniHTTPError
 from omni_bridge.server._auth import USER_HEADER, user_from_request
@@ -409,12 +409,9 @@ async def _parse(request: Request) -> CreateJobBody:
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        # Not `json.loads`: it overflows the stack (RecursionError) on deep nesting. jiter refuses more than
-        # 200 levels as it refuses bad syntax, and says so, instead of a validation error per level.
-        data: Any = from_json(raw or b"{}", allow_inf_nan=False)
-    except ValueError as exc:
-        too_deep = "recursion limit" in str(exc)
-        raise _error(400, "Bad Request: Invalid JSON" + (": nested too deeply" if too_deep else "")) from None
+        data: Any = load_json(raw or b"{}")
+    except InvalidJson as exc:
+        raise _error(400, f"Bad Request: {exc}") from None
     if not isinstance(data, dict):
         raise _error(400, "Bad Request: the body must be a JSON object")
     try:

@@ -264,7 +264,7 @@ def fake_claude() -> Iterator[str]:
 def test_debug_logs_go_to_stderr_without_secrets_and_stdout_keeps_only_the_json(
     tmp_path: Path, fake_claude: str, options: list[str], extra: dict[str, str]
 ) -> None:
-    anthropic_key = "sk-ant-test-never-logged"
+    anthropic_key = "test-anthropic-key-never-logged"
     done = run(
         cli("ask", "revenue by region", "--sandbox", "--json", *options),
         tmp_path,

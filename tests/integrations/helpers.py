@@ -53,7 +53,7 @@ def stdio_proxy(sandbox: Sandbox, *args: str, cwd: str, **env: str) -> StdioServ
     settings = {"OMNI_BASE_URL": sandbox.url, "OMNI_API_KEY": sandbox.config.org_key}
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "omni_bridge.integrations._proxy_cli", "mcp-proxy", *args],
+        args=["-m", "omni_bridge.cli", "mcp-proxy", *args],
         env=hermetic_env(**{**settings, **env}),
         cwd=cwd,
     )

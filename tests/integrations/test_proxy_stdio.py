@@ -76,7 +76,7 @@ def test_a_stdio_proxy_naming_no_user_refuses_to_start_and_says_how_to_name_one(
     assert sandbox.url is not None
     env = hermetic_env(OMNI_BASE_URL=sandbox.url, OMNI_API_KEY=sandbox.config.org_key)
     done = subprocess.run(
-        [sys.executable, "-m", "omni_bridge.integrations._proxy_cli", "mcp-proxy"],
+        [sys.executable, "-m", "omni_bridge.cli", "mcp-proxy"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -95,7 +95,7 @@ def test_a_stdio_proxy_for_an_unknown_user_refuses_to_start(sandbox: Sandbox, tm
     assert sandbox.url is not None
     env = hermetic_env(OMNI_BASE_URL=sandbox.url, OMNI_API_KEY=sandbox.config.org_key)
     done = subprocess.run(
-        [sys.executable, "-m", "omni_bridge.integrations._proxy_cli", "mcp-proxy", "--user", "mallory"],
+        [sys.executable, "-m", "omni_bridge.cli", "mcp-proxy", "--user", "mallory"],
         env=env,
         cwd=tmp_path,
         capture_output=True,

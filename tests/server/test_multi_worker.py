@@ -1,6 +1,6 @@
 """Two `omni-bridge serve` processes on one PostgreSQL database, as two workers behind a load balancer.
 
-Each test starts two real workers (`python -m omni_bridge.server._cli serve --port 0`) sharing a fresh
+Each test starts two real workers (`python -m omni_bridge.cli serve --port 0`) sharing a fresh
 PostgreSQL schema (`BRIDGE_STORE_URL`), one service key, and one Omni sandbox served from this process. The
 `omni` engine answers through the sandbox's AI Jobs, whose step time the tests turn up to keep a run going.
 What is checked crosses the process boundary: a run started on worker 1 is followed, cancelled and polled on
@@ -112,7 +112,7 @@ async def workers(omni: Omni, tmp_path: Path) -> AsyncIterator[tuple[Worker, Wor
                 log = tmp_path / f"{name}.log"
                 with log.open("wb") as out:
                     process = await asyncio.create_subprocess_exec(
-                        *(sys.executable, "-m", "omni_bridge.server._cli", "serve", "--port", "0", "--worker-id", name),
+                        *(sys.executable, "-m", "omni_bridge.cli", "serve", "--port", "0", "--worker-id", name),
                         env=env,
                         cwd=tmp_path,  # no developer `.env` is read
                         stdout=out,

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-SERVE = [sys.executable, "-m", "omni_bridge.server._cli", "serve"]
+SERVE = [sys.executable, "-m", "omni_bridge.cli", "serve"]
 
 
 def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
