@@ -4,6 +4,8 @@
     python3 dev.py run [ARGS]    the console agent on the embedded sandbox (`omni-bridge chat --sandbox ARGS`)
     python3 dev.py test [ARGS]   the whole test suite (`pytest ARGS`), after installing the third-party
                                  peers of tests/interop (scripts/install_peers.py, into build/peers)
+    python3 dev.py lint          `ruff check .`, `ruff format --check .` and `mypy` (as pyproject.toml
+                                 configures them); fails when any of them finds anything
 
 Needs only Python 3.11+. The environment lives in `.venv` (or $OMNI_BRIDGE_VENV) and is reinstalled
 whenever pyproject.toml changes. Once it is ready, the command takes this process's place, so Ctrl-C reaches
@@ -59,8 +61,20 @@ def hand_over(cmd: list[str]) -> int:
     return subprocess.run(cmd).returncode
 
 
+def lint() -> int:
+    """Run every checker in the root (all of them, so one run shows every finding); 1 if any failed, else 0."""
+    failed = []
+    for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):
+        print(f"[dev] {' '.join(check)}", flush=True)
+        if subprocess.run([str(BIN / check[0]), *check[1:]], cwd=ROOT).returncode != 0:
+            failed.append(" ".join(check))
+    if failed:
+        print(f"[dev] lint failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("run", "test"):
+    if not argv or argv[0] not in ("run", "test", "lint"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -68,6 +82,8 @@ def main(argv: list[str]) -> int:
         ensure_environment()
         if command == "run":
             cmd = [str(BIN / "omni-bridge"), "chat", "--sandbox", *rest]
+        elif command == "lint":
+            return lint()
         else:
             # The interop tests' third-party peers (npm packages); each one missing is a skip with its reason.
             subprocess.run([sys.executable, str(ROOT / "scripts" / "install_peers.py")], cwd=ROOT, check=False)

@@ -40,10 +40,11 @@ from typing import Any
 import httpx2
 
 from omni_bridge._serving import serve_asgi
-from omni_bridge.agent import Bridge, SqliteConversationStore
+from omni_bridge.agent import Bridge
 from omni_bridge.config import Settings, load_settings
 from omni_bridge.sandbox import Sandbox, SandboxConfig
 from omni_bridge.server import Service, create_app
+from omni_bridge.stores import SqliteStore
 from omni_bridge.testing import FakeAnthropic, ToolCall, tool_then_answer
 
 KEY = "bench-service-key-0123456789"
@@ -167,8 +168,8 @@ async def bench_polls(settings: Settings, *, clients: int, seconds: float) -> No
 
 
 async def bench_added_latency(settings: Settings, *, answers: int) -> None:
-    # The same kind of conversation store as the service's (SQLite), so only the service's own work differs.
-    conversations = SqliteConversationStore(settings.bridge_data_dir / "direct-conversations.db")
+    # The same kind of store as the service's (SQLite), so only the service's own work differs.
+    conversations = SqliteStore(settings.bridge_data_dir / "direct-bridge.db")
     async with conversations, Bridge(settings, store=conversations) as bridge:
         service = Service(settings, worker_id="bench")
         async with serve_asgi(create_app(settings, service=service)) as url:

@@ -33,8 +33,15 @@ from mcp.client.streamable_http import streamable_http_client
 
 from omni_bridge.agent import IdentityResolver
 from omni_bridge.sandbox import MCP_PATH, SandboxConfig
-from omni_bridge.tools import MemoryArtifactStore, SessionKey, SessionPool, Toolset, mcp_headers
-from omni_bridge.tools._rest import OmniRestClient, shared_ssl_context
+from omni_bridge.tools import (
+    MemoryArtifactStore,
+    OmniRestClient,
+    SessionKey,
+    SessionPool,
+    Toolset,
+    mcp_headers,
+    shared_ssl_context,
+)
 
 ORG_KEY = SandboxConfig().org_key
 REGIONS = ("West", "East", "Central", "South")

@@ -22,7 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from omni_bridge.integrations import OmniConnection
+from omni_bridge.agent import OmniConnection
 from omni_bridge.integrations.langchain import omni_tools
 
 SYSTEM_PROMPT = "Answer questions about the user's business data with Omni's tools. Quote the numbers."

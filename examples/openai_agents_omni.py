@@ -19,7 +19,7 @@ from typing import Any
 from agents import Agent, Model, ModelSettings, RunConfig, Runner
 from agents.testing import ModelCall, ModelStep, ScriptedModel, assistant_message, function_call
 
-from omni_bridge.integrations import OmniConnection
+from omni_bridge.agent import OmniConnection
 from omni_bridge.integrations.openai_agents import omni_tools
 
 INSTRUCTIONS = "Answer questions about the user's business data with Omni's tools. Quote the numbers."

@@ -20,7 +20,7 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Text
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from omni_bridge.integrations import OmniConnection
+from omni_bridge.agent import OmniConnection
 from omni_bridge.integrations.pydantic_ai import OmniToolset
 
 INSTRUCTIONS = "Answer questions about the user's business data with Omni's tools. Quote the numbers."

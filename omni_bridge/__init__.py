@@ -1,11 +1,165 @@
 """omni-bridge: put an LLM agent in front of Omni Analytics data, acting for each end user.
 
-The public surface grows with each layer; today: settings (`omni_bridge.config`), the error tree
-(`omni_bridge.exceptions`) and the local Omni sandbox (`omni_bridge.sandbox`).
+The product in one import: `Bridge` (answers questions for an `EndUser`), `OmniConnection` (Omni for one
+deployment: target, REST, MCP session pool, identities), `Settings` and `load_settings`, the typed events and
+content parts a response streams, and the errors omni-bridge raises. The rooms below (`omni_bridge.agent`,
+`omni_bridge.tools`, `omni_bridge.server`, ...) hold the parts for those who assemble their own.
+
+Every name loads on first use: `import omni_bridge` (and `omni_bridge.__version__`, which
+`omni-bridge --version` prints) must not pay for the `anthropic` SDK, `mcp`, `starlette`, `uvicorn` or `httpx2`.
 """
 
-from omni_bridge.config import Settings, load_settings
-from omni_bridge.exceptions import ConfigError, OmniBridgeError, OmniError, OmniHTTPError
+import importlib as _importlib
+from typing import TYPE_CHECKING, Any as _Any
 
-__all__ = ["ConfigError", "OmniBridgeError", "OmniError", "OmniHTTPError", "Settings", "load_settings"]
+if TYPE_CHECKING:
+    from omni_bridge.agent import (
+        ActionButton,
+        AssistantMessage,
+        Bridge,
+        ChartPart,
+        ChartReady,
+        ContentPart,
+        CustomPart,
+        EndUser,
+        ErrorEvent,
+        Event,
+        EventAdapter,
+        FinalMessage,
+        OmniConnection,
+        Progress,
+        StructuredActionPart,
+        SuggestedActions,
+        SuggestedActionsPart,
+        TextDelta,
+        TextPart,
+        ThinkingDelta,
+        ThinkingPart,
+        ToolCallFinished,
+        ToolCallStarted,
+        TurnUsage,
+        Usage,
+        UsageReport,
+    )
+    from omni_bridge.config import Settings, load_settings
+    from omni_bridge.exceptions import (
+        ConfigError,
+        IdentityError,
+        McpConnectError,
+        McpError,
+        OmniBridgeError,
+        OmniError,
+        OmniHTTPError,
+        SessionExpired,
+        ToolTimeout,
+        WebhookVerificationError,
+    )
+    from omni_bridge.tools import ChartPoint, ChartSeries, DataChart
+
 __version__ = "0.1.0"
+
+_FACES: dict[str, tuple[str, ...]] = {
+    "omni_bridge.agent": (
+        "Bridge",
+        "EndUser",
+        "OmniConnection",
+        # the events of a response, the union of them, and its JSON adapter
+        "ChartReady",
+        "ErrorEvent",
+        "Event",
+        "EventAdapter",
+        "FinalMessage",
+        "Progress",
+        "SuggestedActions",
+        "TextDelta",
+        "ThinkingDelta",
+        "ToolCallFinished",
+        "ToolCallStarted",
+        "UsageReport",
+        # what the events carry: a finished message, its content parts, token usage
+        "ActionButton",
+        "AssistantMessage",
+        "ChartPart",
+        "ContentPart",
+        "CustomPart",
+        "StructuredActionPart",
+        "SuggestedActionsPart",
+        "TextPart",
+        "ThinkingPart",
+        "TurnUsage",
+        "Usage",
+    ),
+    "omni_bridge.tools": ("ChartPoint", "ChartSeries", "DataChart"),  # the data of a `ChartPart`
+    "omni_bridge.config": ("Settings", "load_settings"),
+    "omni_bridge.exceptions": (
+        "ConfigError",
+        "IdentityError",
+        "McpConnectError",
+        "McpError",
+        "OmniBridgeError",
+        "OmniError",
+        "OmniHTTPError",
+        "SessionExpired",
+        "ToolTimeout",
+        "WebhookVerificationError",
+    ),
+}
+_FACE_OF = {name: face for face, names in _FACES.items() for name in names}
+
+
+def __getattr__(name: str) -> _Any:
+    face = _FACE_OF.get(name)
+    if face is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(face), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_FACE_OF})
+
+
+__all__ = [
+    "ActionButton",
+    "AssistantMessage",
+    "Bridge",
+    "ChartPart",
+    "ChartPoint",
+    "ChartReady",
+    "ChartSeries",
+    "ConfigError",
+    "ContentPart",
+    "CustomPart",
+    "DataChart",
+    "EndUser",
+    "ErrorEvent",
+    "Event",
+    "EventAdapter",
+    "FinalMessage",
+    "IdentityError",
+    "McpConnectError",
+    "McpError",
+    "OmniBridgeError",
+    "OmniConnection",
+    "OmniError",
+    "OmniHTTPError",
+    "Progress",
+    "SessionExpired",
+    "Settings",
+    "StructuredActionPart",
+    "SuggestedActions",
+    "SuggestedActionsPart",
+    "TextDelta",
+    "TextPart",
+    "ThinkingDelta",
+    "ThinkingPart",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "ToolTimeout",
+    "TurnUsage",
+    "Usage",
+    "UsageReport",
+    "WebhookVerificationError",
+    "load_settings",
+]

@@ -1,9 +1,9 @@
-"""Serve an ASGI app on a loopback port from Python: in the running loop, or from a thread.
+"""Serve an ASGI app with uvicorn from Python: in the running loop, from a thread, or until a signal.
 
-Used by the sandbox, the test kit and the CLI. Sockets are bound before uvicorn starts (no race for the
-port) and created with `IPPROTO_TCP`, so asyncio sets `TCP_NODELAY` on accepted connections; without it
-every response waits ~40 ms for a delayed ACK (sdk-notes pitfall 7). A port that cannot be had (busy,
-out of range, not allowed) is a `ConfigError` naming the address, which the CLI prints as one line.
+Used by the sandbox, the test kit and `omni-bridge serve`. Sockets are bound before uvicorn starts (no race
+for the port) and created with `IPPROTO_TCP`: asyncio sets `TCP_NODELAY` on accepted connections only for such
+sockets, and without it every response waits ~40 ms for the client's delayed ACK. A port that cannot be had
+(busy, out of range, not allowed) is a `ConfigError` naming the address, which the CLI prints as one line.
 
 uvicorn is told not to configure logging (`log_config=None`): its loggers (`uvicorn.*`) then follow whatever
 the process set up, e.g. the CLI's `--log-level`, instead of being reset each time a server starts.
@@ -11,20 +11,20 @@ the process set up, e.g. the CLI's `--log-level`, instead of being reset each ti
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import FrameType
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from omni_bridge.exceptions import ConfigError
 
-__all__ = ["bind", "port_number", "serve_asgi", "serve_asgi_in_thread"]
+__all__ = ["ExitHookServer", "bind", "serve_asgi", "serve_asgi_in_thread"]
 
 _START_TIMEOUT = 30.0
 
@@ -47,19 +47,31 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def port_number(text: str) -> int:
-    """The `--port` option's type: a TCP port, 0 to 65535 (0: any free one), checked as options are read."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
-    return port
-
-
 def _shown(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+class ExitHookServer(uvicorn.Server):
+    """uvicorn's server, calling `before_exit` on its loop first when a signal (Ctrl-C, SIGTERM) asks it to exit.
+
+    The hook runs before uvicorn waits for open connections, so whatever holds them open (event streams, say)
+    can end them and the process exits promptly.
+    """
+
+    def __init__(self, config: uvicorn.Config, before_exit: Callable[[], object]) -> None:
+        super().__init__(config)
+        self._before_exit = before_exit
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets=sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            # A signal handler runs between two bytecodes of the loop's thread: hand the work to the loop.
+            self._loop.call_soon_threadsafe(self._before_exit)
+        super().handle_exit(sig, frame)
 
 
 def _bind(host: str, port: int) -> tuple[socket.socket, str]:

@@ -1,7 +1,7 @@
 """Shared fixtures: a sandbox served from a background thread for the whole session.
 
-The server runs in its own thread and loop (sdk-notes §6: a session-scoped server inside the tests'
-function-scoped loops would hang). Tests that change fault knobs or capabilities build their own sandbox.
+The server runs in its own thread and loop: a session-scoped server inside the tests' function-scoped loops
+would hang. Tests that change fault knobs or capabilities build their own sandbox.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The agent: identity resolution, the engines (`claude`, `omni`), typed events, conversations and stores.
+"""The agent: the Omni connection, identity resolution, the engines (`claude`, `omni`), events, conversations.
 
-Most applications need only `Bridge` (and `EndUser`); the rest is here for those who assemble their own.
+Most applications need only `Bridge` (and `EndUser`); the proxy, the framework adapters and the CLI use
+`OmniConnection`, the one place that assembles "Omni for user X"; the rest is here for those who assemble their own.
 
 The engines (and `Bridge`, which holds them) load on first use: they import the `anthropic` SDK, which takes
 seconds on a busy machine, and the MCP proxy and CLI commands that need only identities and stores should not
@@ -11,6 +12,7 @@ import importlib as _importlib
 from typing import TYPE_CHECKING, Any as _Any
 
 from omni_bridge.agent.conversation import Conversation, new_conversation_id, repair_transcript
+from omni_bridge.agent.conversation_store import ConversationStore, MemoryConversationStore
 from omni_bridge.agent.events import (
     ActionButton,
     AssistantMessage,
@@ -37,21 +39,20 @@ from omni_bridge.agent.events import (
     UsageLedger,
     UsageReport,
 )
-from omni_bridge.agent.identity import IdentityResolver, OmniIdentity
-from omni_bridge.agent.stores import ConversationStore, MemoryConversationStore, SqliteConversationStore, open_store
+from omni_bridge.agent.identity import EndUser, IdentityResolver, OmniIdentity
 
 if TYPE_CHECKING:
-    from omni_bridge.agent._bridge import Bridge, EndUser
-    from omni_bridge.agent._claude import ClaudeEngine
-    from omni_bridge.agent._omni import OmniEngine
-    from omni_bridge.agent._run import Run
+    from omni_bridge.agent._bridge import Bridge
+    from omni_bridge.agent.connection import SANDBOX_SERVER, OmniConnection
+    from omni_bridge.agent.engines import ClaudeEngine, OmniEngine, Run
 
 _LAZY = {
     "Bridge": "omni_bridge.agent._bridge",
-    "EndUser": "omni_bridge.agent._bridge",
-    "ClaudeEngine": "omni_bridge.agent._claude",
-    "OmniEngine": "omni_bridge.agent._omni",
-    "Run": "omni_bridge.agent._run",
+    "OmniConnection": "omni_bridge.agent.connection",
+    "SANDBOX_SERVER": "omni_bridge.agent.connection",
+    "ClaudeEngine": "omni_bridge.agent.engines",
+    "OmniEngine": "omni_bridge.agent.engines",
+    "Run": "omni_bridge.agent.engines",
 }
 
 
@@ -65,6 +66,7 @@ def __getattr__(name: str) -> _Any:
 
 
 __all__ = [
+    "SANDBOX_SERVER",
     "ActionButton",
     "AssistantMessage",
     "Bridge",
@@ -82,11 +84,11 @@ __all__ = [
     "FinalMessage",
     "IdentityResolver",
     "MemoryConversationStore",
+    "OmniConnection",
     "OmniEngine",
     "OmniIdentity",
     "Progress",
     "Run",
-    "SqliteConversationStore",
     "StructuredActionPart",
     "SuggestedActions",
     "SuggestedActionsPart",
@@ -101,6 +103,5 @@ __all__ = [
     "UsageLedger",
     "UsageReport",
     "new_conversation_id",
-    "open_store",
     "repair_transcript",
 ]

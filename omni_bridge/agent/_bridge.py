@@ -7,86 +7,61 @@ async with Bridge.from_settings() as bridge:
     message = await bridge.answer(user="cust-42", question="and by month?", conversation_id=cid)
 ```
 
+A bridge is an `OmniConnection` (target, REST client, session pool, identity resolver), engines and a store.
 It resolves the runtime's user to an Omni identity (cached), binds each conversation to that identity for
 life, and hands the question to an engine: `claude` (the agent loop over Omni's MCP tools, through the
 shared session pool) or `omni` (Omni's own agent through AI Jobs, needing no LLM key). With no Omni
-configured (`OMNI_BASE_URL` unset) it starts the embedded sandbox in-process, so it runs anywhere.
+configured (`OMNI_BASE_URL` unset) the connection starts the embedded sandbox in-process, so it runs anywhere.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import anthropic
 import httpx2
 
-from omni_bridge.agent._claude import ClaudeEngine
-from omni_bridge.agent._omni import OmniEngine
-from omni_bridge.agent._run import Run
+from omni_bridge.agent._ledger import RecentUsageLedger
+from omni_bridge.agent._locks import KeyedLocks
+from omni_bridge.agent.connection import OmniConnection
 from omni_bridge.agent.conversation import Conversation
+from omni_bridge.agent.conversation_store import ConversationStore, MemoryConversationStore
+from omni_bridge.agent.engines import ClaudeEngine, Engine, OmniEngine, Run
 from omni_bridge.agent.events import AssistantMessage, ErrorEvent, Event, FinalMessage, UsageLedger, new_message_id
-from omni_bridge.agent.identity import IdentityResolver, OmniIdentity
-from omni_bridge.agent.stores import ConversationStore, MemoryConversationStore
+from omni_bridge.agent.identity import EndUser, OmniIdentity
 from omni_bridge.config import Settings, load_settings
-from omni_bridge.exceptions import ConfigError, IdentityError, OmniError
+from omni_bridge.exceptions import ConfigError, OmniError
 from omni_bridge.prompts import system_prompt
 from omni_bridge.sandbox import Sandbox
-from omni_bridge.tools import SessionKey, SessionPool, ToolPolicy, Toolset
-from omni_bridge.tools._rest import OmniRestClient, shared_ssl_context
+from omni_bridge.tools import OmniRestClient, SessionPool, shared_ssl_context
+from omni_bridge.types import EngineName
 
-__all__ = ["Bridge", "EndUser"]
+__all__ = ["Bridge"]
 
 log = logging.getLogger("omni_bridge.bridge")
 
-EngineName = Literal["claude", "omni"]
-
-SANDBOX_SERVER = "sandbox:embedded"
-"""The `server` of identities on the embedded sandbox (whose URL changes from run to run)."""
-
-
-@dataclass(frozen=True, slots=True)
-class EndUser:
-    """The runtime's own user: its key, and optionally the profile Omni should hold for it.
-
-    With a profile (name, groups or attributes) the embed user is created or updated (generate-session) before
-    it is looked up, and Omni replaces groups and attributes with what is given here; with only an
-    `external_id` the user must already exist in Omni and is left as it is.
-    """
-
-    external_id: str
-    name: str | None = None
-    groups: tuple[str, ...] | None = None
-    user_attributes: Mapping[str, Any] | None = None
-    entity: str | None = None
-    email: str | None = None
-
-    @property
-    def has_profile(self) -> bool:
-        return any(v is not None for v in (self.name, self.groups, self.user_attributes, self.entity, self.email))
+LEDGER_CONVERSATIONS = 1000
+"""Conversations whose per-turn usage the bridge's ledger keeps (the most recently used ones)."""
 
 
 @dataclass
 class _Parts:
     """What a running bridge holds; built by `__aenter__`, released by `aclose`."""
 
-    base_url: str
-    rest: OmniRestClient
-    pool: SessionPool
-    resolver: IdentityResolver
+    connection: OmniConnection
     store: ConversationStore
-    engines: dict[str, Any] = field(default_factory=dict)
+    engines: dict[EngineName, Engine] = field(default_factory=dict)
 
 
 class Bridge:
     """Answers questions about Omni data for many end users, each with their own permissions.
 
-    Build it with `Bridge.from_settings()` (or the constructor, to pass your own store or Anthropic client),
-    then use it as an async context manager. One bridge serves any number of users and conversations
+    Build it with `Bridge.from_settings()` (or the constructor, to pass your own store, Anthropic client or
+    `OmniConnection`), then use it as an async context manager. One bridge serves any number of users and conversations
     concurrently; questions within one conversation are answered one at a time.
     """
 
@@ -96,16 +71,26 @@ class Bridge:
         *,
         store: ConversationStore | None = None,
         anthropic_client: anthropic.AsyncAnthropic | None = None,
+        connection: OmniConnection | None = None,
     ) -> None:
+        """Describe the bridge; nothing is opened before `async with`.
+
+        Args:
+            settings: the effective settings.
+            store: where conversations are kept; default: in memory (closed with the bridge).
+            anthropic_client: the client of the `claude` engine; default: one built from the settings.
+            connection: the Omni to act on; default: `OmniConnection.from_settings(settings)`, opened and
+                closed with the bridge. One given here is opened by the bridge if it is not open yet (and then
+                closed with it); one already open is left to its owner.
+        """
         self.settings = settings
         self._store = store
         self._anthropic = anthropic_client
+        self._connection = connection
         self._parts: _Parts | None = None
         self._stack = contextlib.AsyncExitStack()
-        self._locks: dict[str, asyncio.Lock] = {}
-        self.ledger = UsageLedger()
-        self.sandbox: Sandbox | None = None
-        """The embedded sandbox, when `OMNI_BASE_URL` is unset (started by `__aenter__`)."""
+        self._locks = KeyedLocks()
+        self.ledger: UsageLedger = RecentUsageLedger(max_conversations=LEDGER_CONVERSATIONS)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **options: Any) -> Bridge:
@@ -113,7 +98,7 @@ class Bridge:
         return cls(settings or load_settings(), **options)
 
     def __repr__(self) -> str:
-        where = "sandbox" if self.sandbox else (self._parts.base_url if self._parts else "not started")
+        where = "sandbox" if self.sandbox else (self._parts.connection.base_url if self._parts else "not started")
         return f"<Bridge {where} engine={self.settings.effective_engine()}>"
 
     # --- lifecycle -----------------------------------------------------------------------------------------
@@ -124,37 +109,18 @@ class Bridge:
         settings = self.settings
         stack = self._stack
         try:
-            if settings.uses_sandbox:
-                self.sandbox = Sandbox()
-                base_url = await stack.enter_async_context(self.sandbox.serve())
-                api_key: Any = self.sandbox.config.org_key
-            else:
-                if settings.omni_api_key is None:
-                    raise ConfigError("OMNI_API_KEY: required when OMNI_BASE_URL is set (an organization API key)")
-                base_url, api_key = str(settings.omni_base_url).rstrip("/"), settings.omni_api_key
-            rest = await stack.enter_async_context(
-                OmniRestClient(
-                    base_url, api_key, timeout=settings.omni_timeout_seconds, max_retries=settings.omni_max_retries
-                )
-            )
-            pool = await stack.enter_async_context(
-                SessionPool.from_settings(
-                    settings,
-                    api_key=api_key,
-                    max_sessions=settings.bridge_max_sessions,
-                    idle_seconds=settings.bridge_session_idle_seconds,
-                )
-            )
+            connection = self._connection or OmniConnection.from_settings(settings)
+            if not connection.is_open:
+                await stack.enter_async_context(connection)
             store = self._store or MemoryConversationStore()
             if self._store is None:
                 stack.push_async_callback(store.aclose)
-            # The embedded sandbox listens on a new port each run but keeps its users' ids, so identities (and
-            # the conversations bound to them) name it by a stable label rather than by its URL.
-            server = SANDBOX_SERVER if self.sandbox is not None else base_url
-            resolver = IdentityResolver(rest, server=server, ttl_seconds=settings.bridge_identity_ttl_seconds)
-            self._parts = _Parts(base_url=base_url, rest=rest, pool=pool, resolver=resolver, store=store)
+            self._parts = _Parts(connection=connection, store=store)
             self._parts.engines["omni"] = OmniEngine(
-                rest, artifacts=store.artifacts, model_id=settings.omni_model_id, topic_name=settings.omni_topic_name
+                connection.rest,
+                artifacts=store.artifacts,
+                model_id=settings.omni_model_id,
+                topic_name=settings.omni_topic_name,
             )
             if settings.anthropic_api_key is not None or self._anthropic is not None:
                 self._parts.engines["claude"] = self._claude_engine(stack)
@@ -168,7 +134,7 @@ class Bridge:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pool's sessions, the store (if the bridge made it), the clients and the sandbox."""
+        """Close the store (if the bridge made it), the Anthropic client, and the connection if the bridge opened it."""
         self._parts = None
         await self._stack.aclose()
 
@@ -206,13 +172,23 @@ class Bridge:
         return self._running.store
 
     @property
+    def connection(self) -> OmniConnection:
+        """The Omni this bridge acts on: target, REST client, session pool and identity resolver."""
+        return self._running.connection
+
+    @property
     def pool(self) -> SessionPool:
-        return self._running.pool
+        return self._running.connection.pool
 
     @property
     def rest(self) -> OmniRestClient:
         """The REST client of the Omni this bridge talks to (shared; do not close it)."""
-        return self._running.rest
+        return self._running.connection.rest
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        """The embedded sandbox, when `OMNI_BASE_URL` is unset (started by `__aenter__`)."""
+        return self._parts.connection.sandbox if self._parts is not None else None
 
     def engine_names(self) -> list[str]:
         """The engines this bridge can answer with (`claude` needs an Anthropic key)."""
@@ -221,17 +197,8 @@ class Bridge:
     # --- asking ----------------------------------------------------------------------------------------------
 
     async def resolve(self, user: str | EndUser) -> OmniIdentity:
-        """The Omni identity of `user` (cached)."""
-        end_user = user if isinstance(user, EndUser) else EndUser(external_id=user)
-        return await self._running.resolver.resolve(
-            end_user.external_id,
-            name=end_user.name,
-            groups=end_user.groups,
-            user_attributes=end_user.user_attributes,
-            entity=end_user.entity,
-            email=end_user.email,
-            upsert=end_user.has_profile,
-        )
+        """The Omni identity of `user` (cached); an `EndUser` with a profile is upserted first."""
+        return await self._running.connection.resolve(user)
 
     async def ask(
         self,
@@ -240,6 +207,7 @@ class Bridge:
         question: str,
         conversation_id: str | None = None,
         engine: EngineName | None = None,
+        save: Callable[[Conversation], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Answer `question` for `user`, yielding events; the last is a `FinalMessage` (unless cancelled).
 
@@ -250,6 +218,8 @@ class Bridge:
                 whose id every event carries.
             engine: `claude` or `omni` for a new conversation (default: `BRIDGE_ENGINE`); an existing
                 conversation keeps the engine it started with.
+            save: persists the conversation after each turn of this run, instead of the store's `save` (e.g.
+                to write it in one transaction with other records).
 
         Raises:
             IdentityError: the user cannot be resolved, or the conversation belongs to another user.
@@ -260,14 +230,14 @@ class Bridge:
         parts = self._running
         identity = await self.resolve(user)
         conversation = await self._conversation(identity, conversation_id, engine)
-        lock = self._locks.setdefault(conversation.id, asyncio.Lock())
-        async with lock:
+        save = save or parts.store.save
+        async with self._locks.hold(conversation.id):
             run = Run(
                 conversation=conversation,
                 question=question,
                 response_id=new_message_id(),
-                toolset=self._toolset(identity),
-                save=parts.store.save,
+                toolset=await parts.connection.toolset(identity, artifacts=parts.store.artifacts),
+                save=save,
                 ledger=self.ledger,
             )
             engine_impl = parts.engines[conversation.engine]
@@ -278,9 +248,9 @@ class Bridge:
             except OmniError as exc:
                 # The engine could not reach Omni at all (e.g. no session could be opened): say so, keep the rest.
                 log.warning("run %s failed: %s", run.response_id, exc)
-                await parts.store.save(conversation)
+                await save(conversation)
                 text = f"Omni could not be reached: {exc}"
-                yield ErrorEvent(**run.stamp(), error_type="omni_unavailable", message=text, retryable=True)
+                yield ErrorEvent(**run.stamp(), error_type=exc.error_type, message=text, retryable=exc.retryable)
                 message = AssistantMessage(id=run.response_id, conversation_id=conversation.id, outcome="errored")
                 yield FinalMessage(**run.stamp(), message=message)
 
@@ -291,11 +261,12 @@ class Bridge:
         question: str,
         conversation_id: str | None = None,
         engine: EngineName | None = None,
+        save: Callable[[Conversation], Awaitable[None]] | None = None,
     ) -> AssistantMessage:
         """Answer `question` and return the final message (the events are consumed here)."""
         final: AssistantMessage | None = None
         async with contextlib.aclosing(
-            self.ask(user=user, question=question, conversation_id=conversation_id, engine=engine)
+            self.ask(user=user, question=question, conversation_id=conversation_id, engine=engine, save=save)
         ) as events:
             async for event in events:
                 if isinstance(event, FinalMessage):
@@ -321,32 +292,3 @@ class Bridge:
         )
         await store.create(conversation)
         return conversation
-
-    def _toolset(self, identity: OmniIdentity) -> Toolset:
-        parts = self._running
-        settings = self.settings
-        key = SessionKey(
-            server=parts.base_url + settings.omni_mcp_path,
-            user_id=identity.user_id,
-            model_id=settings.omni_model_id,
-            topic_name=settings.omni_topic_name,
-            query_all_views=settings.omni_query_all_views,
-        )
-        return Toolset(parts.pool, key, artifacts=parts.store.artifacts, policy=ToolPolicy.from_settings(settings))
-
-    async def conversations(self, user: str | EndUser, *, limit: int = 50) -> list[Conversation]:
-        """The user's conversations, most recent first."""
-        external_id = user.external_id if isinstance(user, EndUser) else user
-        return await self._running.store.list(external_id=external_id, limit=limit)
-
-    async def conversation(self, conversation_id: str, *, user: str | EndUser) -> Conversation:
-        """One conversation of `user`.
-
-        Raises:
-            IdentityError: there is no such conversation for this user (another user's is not revealed).
-        """
-        identity = await self.resolve(user)
-        found = await self._running.store.get(conversation_id)
-        if found is None or not found.is_bound_to(identity):
-            raise IdentityError(f"no conversation {conversation_id!r} for this user")
-        return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import uuid4
 
 from pydantic import AwareDatetime, BaseModel, Field
@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from omni_bridge.agent.events import Usage
 from omni_bridge.agent.identity import OmniIdentity
 from omni_bridge.exceptions import IdentityError
+from omni_bridge.types import EngineName
 
 __all__ = ["INTERRUPTED_TOOL_RESULT", "Conversation", "new_conversation_id", "repair_transcript"]
 
@@ -45,7 +46,7 @@ class Conversation(BaseModel):
     id: str = Field(default_factory=new_conversation_id, frozen=True)
     identity: OmniIdentity = Field(frozen=True)
     """The end user the conversation acts for; every later request must come from the same Omni user."""
-    engine: Literal["claude", "omni"] = Field(default="claude", frozen=True)
+    engine: EngineName = Field(default="claude", frozen=True)
     """Which engine answers: the Claude agent loop, or Omni's own agent through AI Jobs."""
     created_at: AwareDatetime = Field(default_factory=_now, frozen=True)
     updated_at: AwareDatetime = Field(default_factory=_now)

@@ -30,7 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from omni_bridge.tools._chart import DataChart
+from omni_bridge.exceptions import ErrorType, ForeignErrorCode
+from omni_bridge.tools import DataChart
 
 if TYPE_CHECKING:
     from anthropic.types import MessageDeltaUsage, Usage as AnthropicUsage
@@ -366,8 +367,9 @@ class ErrorEvent(_Event):
     """The response failed; a `FinalMessage` with outcome `errored` follows."""
 
     type: Literal["error"] = "error"
-    error_type: str
-    """A short machine-readable kind, e.g. `overloaded_error`, `tool_timeout`, `identity_error`."""
+    error_type: ErrorType | ForeignErrorCode
+    """A short machine-readable kind, e.g. `overloaded_error`, `stream_interrupted`, `omni_unavailable`: one of
+    `ErrorType`, or the code Omni gave a failed AI job (e.g. `QUERY_GENERATION_ERROR`), passed on as it came."""
     message: str
     """What went wrong, fit to show the end user."""
     retryable: bool

@@ -1,11 +1,12 @@
-"""Who a conversation acts for: `OmniIdentity`, and the resolver that maps an end user to it.
+"""Who a conversation acts for: `EndUser` (the runtime's user), `OmniIdentity`, and the resolver between them.
 
 The runtime passes its own user key (`external_id`); the resolver finds (or upserts) the Omni embed user and
 returns an `OmniIdentity`. There is no default identity anywhere: no identity, no query.
 
 Resolving costs Omni two requests (generate-session to upsert, then the SCIM lookup), and repeating them on every
-message was the largest avoidable latency seen in practice (omni-api.md §5), so results are cached and a burst of
-resolutions of one user shares a single flight.
+message was the largest avoidable latency seen in practice, so results are cached and a burst of resolutions of
+one user shares a single flight. The reverse lookup (Omni user id → external id, for callers that name users as
+Omni does) is cached the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from omni_bridge.exceptions import IdentityError, OmniBridgeError
 from omni_bridge.tools import OmniRestClient
 
-__all__ = ["IdentityResolver", "OmniIdentity"]
+__all__ = ["EndUser", "IdentityResolver", "OmniIdentity"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,27 @@ class OmniIdentity(BaseModel):
     server: str
     """The Omni instance this id belongs to (base URL); ids of one instance mean nothing on another."""
     display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndUser:
+    """The runtime's own user: its key, and optionally the profile Omni should hold for it.
+
+    With a profile (name, groups or attributes) the embed user is created or updated (generate-session) before
+    it is looked up, and Omni replaces groups and attributes with what is given here; with only an
+    `external_id` the user must already exist in Omni and is left as it is.
+    """
+
+    external_id: str
+    name: str | None = None
+    groups: tuple[str, ...] | None = None
+    user_attributes: Mapping[str, Any] | None = None
+    entity: str | None = None
+    email: str | None = None
+
+    @property
+    def has_profile(self) -> bool:
+        return any(v is not None for v in (self.name, self.groups, self.user_attributes, self.entity, self.email))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +119,9 @@ class IdentityResolver:
     Successes are kept `ttl_seconds`; failures (not found, Omni refused or unreachable) `failure_ttl_seconds`,
     then tried again. The cache holds at most `max_entries` users and forgets the least recently used first.
     External ids are never logged in clear (a short hash stands in).
+
+    `external_id_for` is the reverse lookup (Omni user id → external id), cached in its own bounded map: a found
+    user for `ttl_seconds`, an unknown one for `failure_ttl_seconds`; errors reaching Omni are not cached.
     """
 
     def __init__(
@@ -134,6 +159,7 @@ class IdentityResolver:
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
+        self._reverse: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._hits = 0
         self._lookups = 0
 
@@ -195,13 +221,33 @@ class IdentityResolver:
                 return await asyncio.shield(flight.task)
             await asyncio.wait([flight.task])  # another attribute set is being upserted: ours goes after it
 
+    async def external_id_for(self, user_id: str) -> str | None:
+        """The external id of the embed user whose Omni user id is `user_id`, or `None` when Omni has none.
+
+        Raises:
+            OmniError: Omni refused the lookup or could not be reached (not cached).
+        """
+        now = self._clock()
+        cached = self._reverse.get(user_id)
+        if cached is not None and cached[0] > now:
+            self._reverse.move_to_end(user_id)
+            return cached[1]
+        user = await self._rest.get_embed_user(user_id)
+        external = user.embed_external_id if user is not None else None
+        self._reverse[user_id] = (self._clock() + (self._ttl if external else self._failure_ttl), external)
+        self._reverse.move_to_end(user_id)
+        while len(self._reverse) > self._max_entries:
+            self._reverse.popitem(last=False)
+        return external
+
     def invalidate(self, external_id: str) -> bool:
         """Forget the cached identity (or failure) of `external_id`; returns whether there was one."""
         return self._entries.pop(external_id, None) is not None
 
     def clear(self) -> None:
-        """Forget every cached identity and failure."""
+        """Forget every cached identity, failure and reverse lookup."""
         self._entries.clear()
+        self._reverse.clear()
 
     # --- internals -------------------------------------------------------------------------------------
 

@@ -15,14 +15,10 @@ from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from omni_bridge.exceptions import ConfigError
+from omni_bridge.types import EngineChoice, EngineName, ProtocolMode
 
-__all__ = ["ProtocolMode", "Settings", "load_settings"]
+__all__ = ["Settings", "load_settings"]
 
-ProtocolMode = Literal["auto", "legacy", "modern"]
-"""How MCP sessions to Omni negotiate: `auto` tries the 2026-07-28 protocol and falls back to the
-legacy `initialize` handshake; `legacy` and `modern` force one."""
-
-EngineName = Literal["auto", "claude", "omni"]
 
 NameList = Annotated[tuple[str, ...], NoDecode]
 """A comma-separated list in the environment (`getData,pickTopic`), a tuple in Python."""
@@ -68,7 +64,9 @@ class Settings(BaseSettings):
     )
 
     # --- The bridge -------------------------------------------------------------------------------
-    bridge_engine: EngineName = Field(default="auto", description="auto (claude with a key, else omni), claude, omni.")
+    bridge_engine: EngineChoice = Field(
+        default="auto", description="auto (claude with a key, else omni), claude, omni."
+    )
     bridge_data_dir: Path = Field(
         default=Path("~/.omni-bridge"), description="Where conversations and artifacts are stored."
     )
@@ -153,7 +151,7 @@ class Settings(BaseSettings):
         """True when no Omni instance is configured, so the embedded sandbox stands in for it."""
         return self.omni_base_url is None
 
-    def effective_engine(self) -> Literal["claude", "omni"]:
+    def effective_engine(self) -> EngineName:
         """The engine that answers: `claude` needs an Anthropic key; `omni` needs nothing more."""
         if self.bridge_engine == "auto":
             return "claude" if self.anthropic_api_key is not None else "omni"

@@ -8,18 +8,16 @@
   `omni_bridge.integrations.pydantic_ai` (`omni-bridge[pydantic-ai]`),
   `omni_bridge.integrations.langchain` (`omni-bridge[langchain]`).
 
-All of them share an `OmniConnection`: one identity resolver and one session pool, so an end user's calls reuse
-that user's MCP session instead of opening one per call or per run.
+All of them share an `omni_bridge.agent.OmniConnection`: one identity resolver and one session pool, so an end
+user's calls reuse that user's MCP session instead of opening one per call or per run.
 """
 
-from omni_bridge.integrations._connection import OmniConnection
 from omni_bridge.integrations._proxy import McpProxy, SessionKeyOf
 from omni_bridge.integrations._proxy_http import DEFAULT_USER_HEADER, ProxyGate, key_of_request, proxy_http_app
 
 __all__ = [
     "DEFAULT_USER_HEADER",
     "McpProxy",
-    "OmniConnection",
     "ProxyGate",
     "SessionKeyOf",
     "key_of_request",

@@ -36,10 +36,16 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from omni_bridge import __version__
+from omni_bridge.agent import OmniConnection
 from omni_bridge.exceptions import McpConnectError, McpError, SessionExpired, ToolTimeout
-from omni_bridge.integrations._connection import OmniConnection
-from omni_bridge.tools import READ_RESULT_TOOL, SessionKey
-from omni_bridge.tools._results import DEFAULT_READ_LIMIT, ReadResultError, read_result, shape_result
+from omni_bridge.tools import (
+    DEFAULT_READ_LIMIT,
+    READ_RESULT_TOOL,
+    ReadResultError,
+    SessionKey,
+    read_result,
+    shape_result,
+)
 
 __all__ = ["McpProxy", "SessionKeyOf"]
 
@@ -59,7 +65,7 @@ class McpProxy:
     ```python
     async with OmniConnection.from_settings() as omni:
         proxy = McpProxy(omni)
-        await proxy.run_stdio(await omni.session_key("cust-42"))        # one user, for a desktop client
+        await proxy.run_stdio(omni.session_key(await omni.resolve("cust-42")))   # one user, for a desktop client
         # or, for many users over HTTP: proxy_http_app(proxy, service_keys=[...])
     ```
     """
@@ -83,7 +89,7 @@ class McpProxy:
     def server(self, key_of: SessionKeyOf) -> Server[Any]:
         """A new low-level MCP server whose requests act for `key_of(request)`.
 
-        A fresh server each time: its streamable-HTTP session manager can run only once (sdk-notes §2.4).
+        A fresh server each time: its streamable-HTTP session manager can run only once.
         """
 
         async def on_list_tools(

@@ -207,11 +207,17 @@ def proxy_http_app(
     server = proxy.server(key_of_request)
     security = host_check(host, allowed_hosts)
     mcp_app = server.streamable_http_app(streamable_http_path=path, transport_security=security)
-    gate = ProxyGate(mcp_app, service_keys=service_keys, resolve=proxy.connection.session_key, user_header=user_header)
+    connection = proxy.connection
+
+    async def key_of_user(external_id: str) -> SessionKey:
+        return connection.session_key(await connection.resolve(external_id))
+
+    gate = ProxyGate(mcp_app, service_keys=service_keys, resolve=key_of_user, user_header=user_header)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with server.session_manager.run():  # required when the MCP app is mounted (sdk-notes pitfall 8)
+        # A mounted app's own lifespan never runs, so the parent runs the session manager the MCP app needs.
+        async with server.session_manager.run():
             yield
 
     return Starlette(routes=[Route(path, endpoint=gate)], lifespan=lifespan)

@@ -13,7 +13,7 @@ application to render.
 
 ```python
 from langchain.agents import create_agent
-from omni_bridge.integrations import OmniConnection
+from omni_bridge.agent import OmniConnection
 from omni_bridge.integrations.langchain import omni_tools
 
 async with OmniConnection.from_settings() as omni:

@@ -8,7 +8,7 @@ the bridge-local `read_result` tool), and Omni's refusals reach the model as tex
 
 ```python
 from agents import Agent, Runner
-from omni_bridge.integrations import OmniConnection
+from omni_bridge.agent import OmniConnection
 from omni_bridge.integrations.openai_agents import omni_tools
 
 async with OmniConnection.from_settings() as omni:

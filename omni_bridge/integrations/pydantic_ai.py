@@ -8,7 +8,7 @@ refusals reach the model as text it can act on.
 
 ```python
 from pydantic_ai import Agent
-from omni_bridge.integrations import OmniConnection
+from omni_bridge.agent import OmniConnection
 from omni_bridge.integrations.pydantic_ai import OmniToolset
 
 agent = Agent("anthropic:claude-sonnet-5-5", instructions="Answer with Omni's data.")

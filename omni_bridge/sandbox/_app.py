@@ -2,7 +2,7 @@
 
 Two ways to run it without a second terminal: `async with sandbox.serve() as url:` inside a running event
 loop, or `with sandbox.run_in_thread() as url:` from synchronous code such as a pytest session fixture
-(a server inside the test's own loop would stop whenever that loop does; sdk-notes §6).
+(a server inside the test's own loop would stop whenever that loop does).
 """
 
 from __future__ import annotations

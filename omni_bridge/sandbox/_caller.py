@@ -1,7 +1,7 @@
 """Who a request is from and whom it acts for, read from its headers on every request.
 
 MCP requests name their user with `X-MCP-User-ID` and their scope with `X-MCP-Model-ID`,
-`X-MCP-Topic-Name` and `X-MCP-Query-All-Views` (omni-api.md §1.3). The value format of the boolean
+`X-MCP-Topic-Name` and `X-MCP-Query-All-Views`, as Omni documents them. The value format of the boolean
 headers is undocumented; the sandbox accepts `true`/`false` in any case (also `1`/`0`, `yes`/`no`) and
 answers 400 for anything else rather than guessing.
 """

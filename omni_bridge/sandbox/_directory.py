@@ -1,6 +1,6 @@
 """Who is who in the sandbox: users (standard and embed), API keys, and the rules for acting as someone.
 
-Omni's rules, as documented (omni-api.md §1.2, §2.1, §3.1, §4.6): an organization API key acts as its
+Omni's rules, as its API documentation states them: an organization API key acts as its
 creator (an Org Admin) and may act for any user (`userId`, `X-MCP-User-ID`); a personal access token acts as
 its owner and may not act for anyone else (403). Embed users are created or updated by generate-session
 (upsert on `externalId`) and listed through SCIM.

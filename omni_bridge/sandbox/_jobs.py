@@ -1,4 +1,4 @@
-"""AI Jobs, as Omni documents them (omni-api.md §2): submit, poll, fetch the result, cancel, webhooks.
+"""AI Jobs, as Omni documents them (`/api/v1/ai/jobs`): submit, poll, fetch the result, cancel, webhooks.
 
 A job walks QUEUED → EXECUTING (with `progress`) → DELIVERING → COMPLETE, or ends FAILED or CANCELLED.
 Each step waits `step_seconds`, so clients see every state when they poll. One active job per

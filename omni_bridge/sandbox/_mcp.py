@@ -1,10 +1,10 @@
 """The sandbox's MCP server: Omni's tool surface, run as the user named by the request's headers.
 
-Built on the `mcp` SDK's low-level `Server` (constructor handlers) so the sandbox decides tool listing,
-argument validation and error shape itself. Tool inputs mirror Omni's REST field names (`prompt`,
-`modelId`, `topicName`, `jobId`, `question`; omni-api.md Unknown 1). Results carry a readable text block and
-the same data as `structuredContent`. Problems the caller can fix (unknown topic, missing access, a question
-that cannot be mapped) come back as `isError` results whose text starts with the HTTP-style status, e.g.
+Built on the `mcp` SDK's low-level `Server` (constructor handlers) so the sandbox decides tool listing, argument
+validation and error shape itself. Omni does not publish its tools' input schemas, so tool inputs mirror Omni's
+REST field names (`prompt`, `modelId`, `topicName`, `jobId`, `question`). Results carry a readable text block and
+the same data as `structuredContent`. Problems the caller can fix (unknown topic, missing access, a question that
+cannot be mapped) come back as `isError` results whose text starts with the HTTP-style status, e.g.
 `403 Forbidden: …`, so an agent can read and act on them.
 """
 

@@ -1,9 +1,9 @@
 """Running a semantic query against the demo data as one user, with Omni's data-access rules applied.
 
-A `Query` is Omni's query shape (omni-api.md §4.2): `fields` (dimensions, then measures), `filters`, `sorts`
-and `limit` on one topic. `run_query` enforces the topic's access grants, adds the topic's access filters
-(row-level security) as bound parameters, then groups by the dimensions. User-supplied values only ever reach
-SQLite as `?` parameters; the SQL text itself is assembled from the semantic model, which we wrote.
+A `Query` is Omni's query shape (the body of `/api/v1/query/run`): `fields` (dimensions, then measures),
+`filters`, `sorts` and `limit` on one topic. `run_query` enforces the topic's access grants, adds the topic's
+access filters (row-level security) as bound parameters, then groups by the dimensions. User-supplied values only
+ever reach SQLite as `?` parameters; the SQL text itself is assembled from the semantic model, which we wrote.
 
 Errors, all raised by this module or `_nlq`:
 
@@ -17,7 +17,7 @@ SandboxQueryError            status 400 unless stated; one-line message except w
 ```
 
 `MissingUserAttribute` is a 403, not a 400: the request is well formed, but Omni refuses to run a topic with an
-unresolvable access filter for that user (omni-api.md §3.3), which is an access decision.
+unresolvable access filter for that user, which is an access decision.
 
 Filters, as JSON: `{"products.category": {"is": ["Jeans", "Shoes"]}}` (any of), `{"orders.status": {"not":
 ["cancelled"]}}` (none of) and `{"orders.created_at": {"between": ["2025-07-01", "2025-09-30"]}}` (inclusive

@@ -1,6 +1,6 @@
 """The sandbox's semantic model: Omni-style models, topics, measures, dimensions and data-access rules.
 
-Omni answers questions through a semantic layer (omni-api.md §3.3, §4.5): a *model* holds *topics*, a topic is a
+Omni answers questions through a semantic layer: a *model* holds *topics*, a topic is a
 base view plus joins exposing named measures and dimensions, and the model's `access_grants` and each topic's
 `access_filters` decide who may query what. This module is that layer for the demo shop in `_dataset`, written
 as frozen dataclasses so it can be shared freely between threads and requests.

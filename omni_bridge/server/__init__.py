@@ -16,30 +16,31 @@ which takes seconds, and `omni-bridge --help` (which registers `serve`) should n
 import importlib as _importlib
 from typing import TYPE_CHECKING, Any as _Any
 
-from omni_bridge.server._records import (
+from omni_bridge.stores import (
     Feedback,
     MessageRecord,
     Owner,
     ResponseError,
     ResponseRecord,
+    ServiceStore,
     StoredEvent,
     ThreadRecord,
 )
-from omni_bridge.server._store import ServiceStore
 
 if TYPE_CHECKING:
     from omni_bridge.server._app import create_app
+    from omni_bridge.server._auth import check_service_key, parse_service_keys
     from omni_bridge.server._envelope import ApiError
     from omni_bridge.server._runner import ResponseRunner
     from omni_bridge.server._service import Service
-    from omni_bridge.server._sqlite_store import SqliteServiceStore
 
 _LAZY = {
     "ApiError": "omni_bridge.server._envelope",
     "ResponseRunner": "omni_bridge.server._runner",
     "Service": "omni_bridge.server._service",
-    "SqliteServiceStore": "omni_bridge.server._sqlite_store",
+    "check_service_key": "omni_bridge.server._auth",
     "create_app": "omni_bridge.server._app",
+    "parse_service_keys": "omni_bridge.server._auth",
 }
 
 
@@ -62,8 +63,9 @@ __all__ = [
     "ResponseRunner",
     "Service",
     "ServiceStore",
-    "SqliteServiceStore",
     "StoredEvent",
     "ThreadRecord",
+    "check_service_key",
     "create_app",
+    "parse_service_keys",
 ]

@@ -21,7 +21,7 @@ from starlette.requests import Request
 
 from omni_bridge.exceptions import ConfigError
 from omni_bridge.server._envelope import ApiError
-from omni_bridge.server._records import Owner
+from omni_bridge.stores import Owner
 
 __all__ = [
     "DEV_TENANT",

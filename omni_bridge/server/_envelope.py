@@ -21,6 +21,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from omni_bridge.exceptions import ErrorType
+
 __all__ = [
     "MAX_BODY_BYTES",
     "ApiError",
@@ -40,7 +42,7 @@ MAX_BODY_BYTES = 1_000_000
 """The largest request body accepted (413 past it): a question, a profile or a job fits many times over."""
 
 _M = TypeVar("_M", bound=BaseModel)
-_HTTP_TYPES = {
+_HTTP_TYPES: dict[int, ErrorType] = {
     400: "invalid_request",
     401: "unauthorized",
     403: "forbidden",
@@ -58,12 +60,12 @@ class ApiError(Exception):
 
     Args:
         status: the HTTP status (4xx for the caller's mistakes).
-        type: e.g. `invalid_request`, `not_found`, `response_active`.
+        type: e.g. `invalid_request`, `not_found`, `response_active` (one of `omni_bridge.exceptions.ErrorType`).
         message: what went wrong and, where it helps, what to do; never a secret or the caller's input.
         headers: extra response headers (e.g. `WWW-Authenticate`).
     """
 
-    def __init__(self, status: int, type: str, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, status: int, type: ErrorType, message: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.type = type
@@ -77,7 +79,7 @@ class ApiError(Exception):
         return (_rebuild, (self.status, self.type, self.message, self.headers))
 
 
-def _rebuild(status: int, type: str, message: str, headers: dict[str, str]) -> ApiError:
+def _rebuild(status: int, type: ErrorType, message: str, headers: dict[str, str]) -> ApiError:
     return ApiError(status, type, message, headers=headers)
 
 
@@ -124,7 +126,7 @@ def ok(data: object, *, status: int = 200, metadata: Mapping[str, JsonValue] | N
 
 
 def error_response(
-    request: Request, status: int, type: str, message: str, headers: Mapping[str, str] | None = None
+    request: Request, status: int, type: ErrorType, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """An error in the shape of the path's API: Omni's `{detail, status}` under `/api/`, else the envelope."""
     if request.url.path.startswith("/api/"):

@@ -1,6 +1,6 @@
 """The Omni-compatible AI Jobs API (`/api/v1/ai/jobs…`) served by the bridge.
 
-An integration written for Omni's REST path (omni-api.md §2) works against the bridge by changing only its base
+An integration written for Omni's REST path (its AI Jobs API) works against the bridge by changing only its base
 URL and key (a bridge service key): the same requests, fields, states, `{detail, status}` errors and signed
 webhooks, as `_jobs_models` spells them. Behind that face a job is a response of the service (`origin="job"`)
 on a thread that is the job's conversation, run by the service's runner with whichever engine the bridge
@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -29,7 +28,7 @@ from starlette.routing import Route
 
 from omni_bridge._json_body import InvalidJson, load_json
 from omni_bridge.agent.events import TextPart
-from omni_bridge.exceptions import IdentityError, OmniError, OmniHTTPError
+from omni_bridge.exceptions import ErrorType, IdentityError, OmniError, OmniHTTPError
 from omni_bridge.server._auth import USER_HEADER, user_from_request
 from omni_bridge.server._envelope import MAX_BODY_BYTES, ApiError, OmniErrorBody
 from omni_bridge.server._jobs_models import (
@@ -51,8 +50,8 @@ from omni_bridge.server._jobs_models import (
     validation_detail,
 )
 from omni_bridge.server._openapi import ApiRoute, Operation, Param
-from omni_bridge.server._records import MessageRecord, Owner, ResponseRecord, ThreadRecord, WebhookTarget
 from omni_bridge.server._webhook_sender import JobWebhooks, WebhookSender, WebhookUrlError, WebhookUrlPolicy
+from omni_bridge.stores import MessageRecord, Owner, ResponseRecord, ThreadRecord, WebhookTarget
 
 if TYPE_CHECKING:
     from omni_bridge.server._service import Service
@@ -64,37 +63,18 @@ log = logging.getLogger("omni_bridge.server.jobs")
 _UNAUTHORIZED = "Unauthorized: Missing or invalid API key"
 
 
-_KINDS = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 409: "conflict", 413: "payload_too_large"}
+_KINDS: dict[int, ErrorType] = {
+    400: "invalid_request",
+    401: "unauthorized",
+    404: "not_found",
+    409: "conflict",
+    413: "payload_too_large",
+}
 
 
 def _error(status: int, detail: str) -> ApiError:
     """An error the app answers in Omni's shape under `/api/`: `{"detail": detail, "status": status}`."""
     return ApiError(status, _KINDS.get(status, "omni_unavailable" if status == 502 else "error"), detail)
-
-
-class _Users:
-    """Omni user id → the external id of that embed user (SCIM), cached like the bridge's identity resolver."""
-
-    def __init__(self, service: Service, *, ttl: float, failure_ttl: float = 5.0, max_entries: int = 10_000):
-        self._service = service
-        self._ttl = ttl
-        self._failure_ttl = failure_ttl
-        self._max = max_entries
-        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
-
-    async def external_id(self, user_id: str) -> str | None:
-        """The external id, or `None` when Omni has no embed user with that id."""
-        now = time.monotonic()
-        cached = self._cache.get(user_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        user = await self._service.bridge.rest.get_embed_user(user_id)
-        external = user.embed_external_id if user is not None else None
-        self._cache[user_id] = (now + (self._ttl if external else self._failure_ttl), external)
-        self._cache.move_to_end(user_id)
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
-        return external
 
 
 class _Models:
@@ -143,7 +123,6 @@ class JobsApi:
         self.sender = sender or WebhookSender(WebhookUrlPolicy.from_settings(settings))
         self.webhooks = JobWebhooks(service.store, self.sender)
         self.webhooks.attach(service.runner)
-        self._users = _Users(service, ttl=max(settings.bridge_identity_ttl_seconds, 1.0))
         self._models = _Models(service, ttl=max(settings.bridge_identity_ttl_seconds, 1.0))
 
     def __repr__(self) -> str:
@@ -186,7 +165,7 @@ class JobsApi:
         except ValueError:
             raise _error(400, f"Bad Request: userId must be a UUID, got {user_id[:64]!r}") from None
         try:
-            external = await self._users.external_id(user_id)
+            external = await self.service.bridge.connection.external_id_for(user_id)
         except OmniHTTPError as exc:
             log.warning("looking up an Omni user by id failed: HTTP %d", exc.status)
             raise _error(502, "Omni refused the lookup of the user") from None
@@ -378,7 +357,7 @@ def _operation(
         operation_id=operation_id,
         summary=summary,
         tag="AI jobs (Omni-compatible)",
-        description="Answers as Omni's AI Jobs API does (omni-api.md §2): same fields, states and errors.",
+        description="Answers as Omni's AI Jobs API does: same fields, states and errors.",
         params=_USER_PARAMS if create else (_JOB_ID, *_USER_PARAMS),
         body=CreateJobBody if create else None,
         status=status,

@@ -1,9 +1,10 @@
 """The bodies of the Omni-compatible AI Jobs API, and how a response record maps onto them.
 
-A client written for Omni's REST path (omni-api.md §2) must read the bridge's answers unchanged, so every body
-here has Omni's field names (camelCase, and the mixed snake/camel of webhook payloads), states and shapes, as
-the sandbox serves them too. They are pydantic models so that the request is validated in one place (with
-Omni-style `Bad Request: prompt: Required` details) and the OpenAPI document can describe every answer.
+A client written for Omni's REST path (AI Jobs: create, poll, fetch the result, cancel) must read the bridge's
+answers unchanged, so every body here has Omni's field names (camelCase, and the mixed snake/camel of webhook
+payloads), states and shapes, as the sandbox serves them too. They are pydantic models so that the request is
+validated in one place (with Omni-style `Bad Request: prompt: Required` details) and the OpenAPI document can
+describe every answer.
 
 A job is a `ResponseRecord` with `origin="job"`; what Omni reports but a response record does not hold (the
 Omni user id, the model, topic and branch the client named, the chat link) is kept as `JobFacts` in the
@@ -32,7 +33,7 @@ from omni_bridge.agent.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from omni_bridge.server._records import ResponseRecord, ResponseStatus, StoredEvent, ThreadRecord
+from omni_bridge.stores import ResponseRecord, ResponseStatus, StoredEvent, ThreadRecord
 from omni_bridge.tools import Artifact
 
 __all__ = [

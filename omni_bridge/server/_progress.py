@@ -7,8 +7,6 @@ final message replaces everything with its own parts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from omni_bridge.agent.events import (
     ChartPart,
     ChartReady,
@@ -25,9 +23,8 @@ from omni_bridge.agent.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from omni_bridge.server._records import MessageRecord, ResponseRecord
 
-__all__ = ["PartsSoFar", "lost_message", "progress_line", "without_thinking"]
+__all__ = ["PartsSoFar", "progress_line"]
 
 
 class PartsSoFar:
@@ -82,20 +79,3 @@ def progress_line(event: Event) -> str | None:
     if isinstance(event, ToolCallFinished):
         return f"{event.tool}: {event.summary}"
     return None
-
-
-def without_thinking(parts: Sequence[ContentPart]) -> list[ContentPart]:
-    """The parts a finished message may keep: all but `thinking`."""
-    return [part for part in parts if not isinstance(part, ThinkingPart)]
-
-
-def lost_message(response: ResponseRecord) -> MessageRecord:
-    """The errored assistant message of a response whose worker was lost: the parts it had, thinking left out."""
-    return MessageRecord(
-        thread_id=response.thread_id,
-        owner=response.owner,
-        role="assistant",
-        parts=without_thinking(response.parts),
-        outcome="errored",
-        response_id=response.id,
-    )

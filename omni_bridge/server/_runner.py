@@ -12,6 +12,12 @@ the assistant message built from the `FinalMessage`. Beside it, two helper tasks
 
 Cancelling a run cancels its task: the Bridge then cancels the LLM stream and the MCP calls in flight. A
 canceled (or shut down) run still writes a message with what it had produced, outcome `canceled`.
+
+One database, one transaction per write: the run hands `Bridge.ask` a `save` that only keeps a copy of the
+conversation (the engines call it after each LLM turn); the writer stores that copy with the next batch of
+events, and `finish` stores the last one in the transaction that ends the response with its assistant message.
+A run that breaks off (worker lost) leaves the transcript as its last completed LLM turn saved it, which the
+next question repairs, as everywhere else in the bridge.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from omni_bridge.agent._bridge import Bridge, EndUser
+from omni_bridge.agent import Bridge, Conversation, EndUser
 from omni_bridge.agent.events import (
     AssistantMessage,
     ErrorEvent,
@@ -33,10 +39,17 @@ from omni_bridge.agent.events import (
     FinalMessage,
     new_message_id,
 )
-from omni_bridge.exceptions import ConfigError, IdentityError, ModelAPIError, OmniBridgeError, OmniError
-from omni_bridge.server._progress import PartsSoFar, progress_line, without_thinking
-from omni_bridge.server._records import MessageRecord, ResponseError, ResponseRecord, ResponseStatus
-from omni_bridge.server._store import ServiceStore
+from omni_bridge.exceptions import OmniBridgeError
+from omni_bridge.server._progress import PartsSoFar, progress_line
+from omni_bridge.stores import (
+    MessageRecord,
+    ResponseError,
+    ResponseRecord,
+    ResponseStatus,
+    ServiceStore,
+    without_thinking,
+)
+from omni_bridge.types import EngineName
 
 __all__ = ["SHUTDOWN", "FinishedHook", "ProgressHook", "ResponseRunner"]
 
@@ -64,7 +77,7 @@ class _Run:
 
     response: ResponseRecord
     user: str | EndUser
-    engine: Literal["claude", "omni"] | None
+    engine: EngineName | None
     task: asyncio.Task[None] | None = None
     asking: bool = False
     stop_reason: StopReason | None = None
@@ -76,6 +89,9 @@ class _Run:
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the run has all its events: the writer writes what is left at once, then ends."""
+    conversation: Conversation | None = None
+    """The conversation as the engine last saved it: written with the next events, and by `finish`."""
+    conversation_changed: bool = False
 
 
 class ResponseRunner:
@@ -130,7 +146,7 @@ class ResponseRunner:
         response: ResponseRecord,
         *,
         user: EndUser | None = None,
-        engine: Literal["claude", "omni"] | None = None,
+        engine: EngineName | None = None,
     ) -> None:
         """Run `response` in the background on this worker.
 
@@ -233,7 +249,7 @@ class ResponseRunner:
                 task.uncancel()
             run.stop_reason = run.stop_reason or "shutdown"
         except OmniBridgeError as exc:
-            error = ResponseError(type=_error_type(exc), message=str(exc))
+            error = ResponseError(type=exc.error_type, message=str(exc))
             log.info("response %s failed: %s", response.id, error.type)
         except Exception:
             log.exception("response %s failed unexpectedly", response.id)
@@ -269,7 +285,10 @@ class ResponseRunner:
             created_at=final.created_at,
         )
         status = _STATUS_OF[final.outcome]
-        if not await self._store.finish(response.id, self.worker_id, status, message=message, error=error):
+        finished = await self._store.finish(
+            response.id, self.worker_id, status, message=message, error=error, conversation=run.conversation
+        )
+        if not finished:
             log.warning("response %s: the lease was lost before it could finish", response.id)
             return
         ended = await self._store.get_response(response.owner, response.id)
@@ -280,8 +299,15 @@ class ResponseRunner:
         response = run.response
         final: AssistantMessage | None = None
         error: ResponseError | None = None
+
+        async def keep(conversation: Conversation) -> None:
+            # Not a reason to write by itself: it rides with the next batch of events, so the first write of a
+            # run still goes out at once with the first progress (progress webhooks sample those writes).
+            run.conversation = conversation.model_copy(deep=True)
+            run.conversation_changed = True
+
         events = self._bridge.ask(
-            user=run.user, question=response.prompt, conversation_id=response.thread_id, engine=run.engine
+            user=run.user, question=response.prompt, conversation_id=response.thread_id, engine=run.engine, save=keep
         )
         async with contextlib.aclosing(events) as stream:
             async for event in stream:
@@ -328,13 +354,14 @@ class ResponseRunner:
         while True:
             await run.dirty.wait()
             run.dirty.clear()
-            if run.pending or run.parts_changed or run.progress_changed:
+            if run.pending or run.parts_changed or run.progress_changed or run.conversation_changed:
                 events, run.pending = run.pending, []
                 parts = run.parts.build() if run.parts_changed else None
                 progress = run.progress if run.progress_changed else None
-                run.parts_changed = run.progress_changed = False
+                conversation = run.conversation if run.conversation_changed else None
+                run.parts_changed = run.progress_changed = run.conversation_changed = False
                 written = await self._store.append(
-                    run.response.id, self.worker_id, events, parts=parts, progress=progress
+                    run.response.id, self.worker_id, events, parts=parts, progress=progress, conversation=conversation
                 )
                 if not written:
                     self._stop(run, "lease_lost")
@@ -389,18 +416,6 @@ class ResponseRunner:
         task = asyncio.create_task(guarded())
         self._hook_tasks.add(task)
         task.add_done_callback(self._hook_tasks.discard)
-
-
-def _error_type(exc: OmniBridgeError) -> str:
-    if isinstance(exc, IdentityError):
-        return "identity_error"
-    if isinstance(exc, ConfigError):
-        return "configuration_error"
-    if isinstance(exc, ModelAPIError):
-        return "model_error"
-    if isinstance(exc, OmniError):
-        return "omni_unavailable"
-    return "error"
 
 
 def _lease_lost(run: _Run) -> bool:

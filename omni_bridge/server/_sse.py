@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 
 from omni_bridge.server._envelope import ApiError
 from omni_bridge.server._openapi import Operation, Param
-from omni_bridge.server._records import TERMINAL_STATUSES, Owner, StoredEvent
+from omni_bridge.stores import TERMINAL_STATUSES, Owner, StoredEvent
 
 if TYPE_CHECKING:
     from omni_bridge.server._service import Service

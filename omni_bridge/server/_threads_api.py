@@ -19,11 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from omni_bridge.agent._bridge import EndUser
+from omni_bridge.agent import EndUser
 from omni_bridge.agent.events import TextPart
 from omni_bridge.server._envelope import ApiError, ok, read_json
 from omni_bridge.server._openapi import ApiRoute, Operation, Param
-from omni_bridge.server._records import Feedback, MessageRecord, ResponseRecord, ThreadRecord
 from omni_bridge.server._sse import events_operation, stream_events
 from omni_bridge.server._threads_models import (
     ID_PATTERN,
@@ -38,6 +37,7 @@ from omni_bridge.server._threads_models import (
     id_param,
     user_header,
 )
+from omni_bridge.stores import Feedback, MessageRecord, ResponseRecord, ThreadRecord
 
 if TYPE_CHECKING:
     from omni_bridge.server._service import Service

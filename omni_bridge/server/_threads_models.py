@@ -14,7 +14,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from omni_bridge.agent.events import ContentPart
 from omni_bridge.server._auth import MAX_USER_ID_LENGTH, USER_HEADER
 from omni_bridge.server._openapi import Param
-from omni_bridge.server._records import (
+from omni_bridge.stores import (
     Feedback,
     MessageRecord,
     ResponseError,
@@ -22,6 +22,7 @@ from omni_bridge.server._records import (
     ResponseStatus,
     ThreadRecord,
 )
+from omni_bridge.types import EngineName
 
 __all__ = [
     "ID_PATTERN",
@@ -71,7 +72,7 @@ class UserProfile(_In):
 
 class CreateThread(_In):
     message: MessageIn
-    engine: Literal["claude", "omni"] | None = None
+    engine: EngineName | None = None
     """Who answers: `claude` (needs an Anthropic key on the service) or `omni`; default: the service's."""
     title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     user_profile: UserProfile | None = None
@@ -100,7 +101,7 @@ class MessagePosted(BaseModel):
 class ThreadOut(BaseModel):
     id: str
     title: str | None
-    engine: Literal["claude", "omni"]
+    engine: EngineName
     current_response_id: str | None
     created_at: AwareDatetime
     updated_at: AwareDatetime

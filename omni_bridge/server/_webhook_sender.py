@@ -43,9 +43,8 @@ from omni_bridge.server._jobs_models import (
     step_count,
     terminal_payload,
 )
-from omni_bridge.server._records import TERMINAL_STATUSES, ResponseRecord
 from omni_bridge.server._runner import ResponseRunner
-from omni_bridge.server._store import ServiceStore
+from omni_bridge.stores import TERMINAL_STATUSES, ResponseRecord, ServiceStore
 from omni_bridge.tools import shared_ssl_context, sign_webhook_payload
 
 __all__ = ["Delivery", "JobWebhooks", "Resolver", "WebhookSender", "WebhookUrlError", "WebhookUrlPolicy"]

@@ -39,6 +39,9 @@ Scripting: replies are used in order, one per request; after that `responder(req
 of the `CapturedRequest`, like pydantic-ai's `FunctionModel`); `tool_then_answer(...)` and
 `call_every_tool()` are ready-made responders for agent-loop tests. `Reply(delay_seconds=...)` slows a
 stream down (for cancellation tests) and `stream_error_reply()` fails one mid-stream.
+A `Reply` is built of `ReplyText`, `ReplyThinking` and `ToolCall` blocks, and the token counts the fake
+reports with it are a `ReplyUsage`: the API's wire blocks, distinct from the bridge's own content parts and
+`Usage` (`omni_bridge.TextPart`, `omni_bridge.Usage`).
 
 Stream faults break streamed answers after their headers, the ways a network and the API do: a drop, an
 end without `message_stop`, a malformed `data:` line, a stall (for some seconds, or until the client gives
@@ -60,17 +63,17 @@ request's `cache_control` markers: the first request with a marked prefix report
 From synchronous code, such as a session-scoped pytest fixture, use `with fake.run_in_thread() as url:`.
 """
 
-from omni_bridge.testing._capture import CapturedRequest, Outcome, Usage
+from omni_bridge.testing._capture import CapturedRequest, Outcome, ReplyUsage
 from omni_bridge.testing._fake_anthropic import MESSAGES_PATH, FakeAnthropic, Responder
 from omni_bridge.testing._faults import FaultKind, StreamFault
 from omni_bridge.testing._models import call_every_tool, example_input, tool_then_answer
 from omni_bridge.testing._replies import (
     ErrorReply,
-    Part,
     Reply,
+    ReplyPart,
+    ReplyText,
+    ReplyThinking,
     StopReason,
-    TextPart,
-    ThinkingPart,
     ToolCall,
     error_reply,
     stream_error_reply,
@@ -86,16 +89,16 @@ __all__ = [
     "FakeAnthropic",
     "FaultKind",
     "Outcome",
-    "Part",
     "PromptCache",
     "Reply",
+    "ReplyPart",
+    "ReplyText",
+    "ReplyThinking",
+    "ReplyUsage",
     "Responder",
     "StopReason",
     "StreamFault",
-    "TextPart",
-    "ThinkingPart",
     "ToolCall",
-    "Usage",
     "call_every_tool",
     "error_reply",
     "example_input",

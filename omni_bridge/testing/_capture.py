@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from omni_bridge.testing._faults import StreamFault
 
-__all__ = ["SENSITIVE_HEADERS", "CapturedRequest", "Outcome", "Usage", "mask_headers"]
+__all__ = ["SENSITIVE_HEADERS", "CapturedRequest", "Outcome", "ReplyUsage", "mask_headers"]
 
 SENSITIVE_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization"})
 _MASK = "[secure]"
@@ -33,7 +33,7 @@ def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Usage:
+class ReplyUsage:
     """Token counts reported for one reply, as in the Messages API `usage` object."""
 
     input_tokens: int
@@ -74,7 +74,7 @@ class CapturedRequest:
     stream: bool
     status: int | None = None
     """HTTP status answered; `None` until the answer starts."""
-    usage: Usage | None = None
+    usage: ReplyUsage | None = None
     """Usage reported with a message; `None` for errors."""
     outcome: Outcome = "pending"
     fault: StreamFault | None = None

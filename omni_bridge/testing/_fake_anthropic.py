@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from omni_bridge._serving import serve_asgi, serve_asgi_in_thread
-from omni_bridge.testing._capture import CapturedRequest, Usage, mask_headers
+from omni_bridge.testing._capture import CapturedRequest, ReplyUsage, mask_headers
 from omni_bridge.testing._exchange import Exchange, Inflight
 from omni_bridge.testing._faults import StreamFault, faulty_sse, install_drop_log_filter
 from omni_bridge.testing._replies import ErrorReply, Reply, error_reply
@@ -235,7 +235,7 @@ class FakeAnthropic:
         model = str(captured.body["model"])
         blocks = content_blocks(reply, lambda: f"toolu_fake_{next(self._tool_ids):06d}")
         account = self.cache.account(captured.body)
-        usage = Usage(
+        usage = ReplyUsage(
             input_tokens=account.input_tokens,
             output_tokens=reply.output_tokens if reply.output_tokens is not None else count_tokens(blocks),
             cache_creation_input_tokens=account.cache_creation_input_tokens,

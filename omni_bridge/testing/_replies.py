@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 __all__ = [
     "ErrorReply",
-    "Part",
     "Reply",
+    "ReplyPart",
+    "ReplyText",
+    "ReplyThinking",
     "StopReason",
-    "TextPart",
-    "ThinkingPart",
     "ToolCall",
     "error_reply",
     "stream_error_reply",
@@ -45,14 +45,14 @@ _STATUS_OF_TYPE = {error_type: status for status, (error_type, _message) in _ERR
 
 
 @dataclass(frozen=True)
-class TextPart:
+class ReplyText:
     """A `text` content block."""
 
     text: str
 
 
 @dataclass(frozen=True)
-class ThinkingPart:
+class ReplyThinking:
     """A `thinking` content block (extended thinking), streamed as `thinking_delta`s then a `signature_delta`."""
 
     thinking: str
@@ -70,7 +70,7 @@ class ToolCall:
     """`None` lets the fake assign `toolu_fake_<n>`."""
 
 
-Part = TextPart | ThinkingPart | ToolCall
+ReplyPart = ReplyText | ReplyThinking | ToolCall
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +110,7 @@ class ErrorReply:
 class Reply:
     """One assistant message, sent as JSON or, for `"stream": true`, as SSE frames."""
 
-    content: tuple[Part, ...]
+    content: tuple[ReplyPart, ...]
     stop_reason: StopReason | None = None
     """`None`: `"tool_use"` when the content holds a `ToolCall`, else `"end_turn"`."""
     delay_seconds: float = 0.0
@@ -149,8 +149,8 @@ def text_reply(
         stop_reason: Overrides the default `"end_turn"`.
         delay_seconds: Wait before each stream frame (see `Reply.delay_seconds`).
     """
-    parts: list[Part] = [] if thinking is None else [ThinkingPart(thinking)]
-    parts.append(TextPart(text))
+    parts: list[ReplyPart] = [] if thinking is None else [ReplyThinking(thinking)]
+    parts.append(ReplyText(text))
     return Reply(content=tuple(parts), stop_reason=stop_reason, delay_seconds=delay_seconds)
 
 
@@ -172,9 +172,9 @@ def tool_use_reply(
     calls = [calls] if isinstance(calls, ToolCall) else list(calls)
     if not calls:
         raise ValueError("tool_use_reply needs at least one ToolCall")
-    parts: list[Part] = [] if thinking is None else [ThinkingPart(thinking)]
+    parts: list[ReplyPart] = [] if thinking is None else [ReplyThinking(thinking)]
     if text is not None:
-        parts.append(TextPart(text))
+        parts.append(ReplyText(text))
     parts.extend(calls)
     return Reply(content=tuple(parts), delay_seconds=delay_seconds)
 
@@ -224,5 +224,5 @@ def stream_error_reply(
         delay_seconds: Wait before each stream frame (see `Reply.delay_seconds`).
     """
     error = error_reply(_STATUS_OF_TYPE.get(error_type, 500), error_type, message)
-    parts: tuple[Part, ...] = (TextPart(text),) if text else ()
+    parts: tuple[ReplyPart, ...] = (ReplyText(text),) if text else ()
     return Reply(content=parts, stream_error=error, delay_seconds=delay_seconds)

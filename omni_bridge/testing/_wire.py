@@ -1,7 +1,7 @@
 """The Messages API wire format: a `Reply` as a JSON message or as the SSE frames of a streamed one.
 
 Pure functions, so the exact frames can be checked without a server. The shapes follow what the
-`anthropic` SDK parses (sdk-notes §4): every SSE frame has an `event:` line (the SDK skips frames without
+`anthropic` SDK parses: every SSE frame has an `event:` line (the SDK skips frames without
 one), deltas refer to blocks by `index`, tool input arrives as `input_json_delta` fragments that only form
 valid JSON together, and `message_delta.usage` carries cumulative totals that overwrite the snapshot.
 """
@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from omni_bridge.testing._capture import Usage
-from omni_bridge.testing._replies import Reply, TextPart, ThinkingPart, ToolCall
+from omni_bridge.testing._capture import ReplyUsage
+from omni_bridge.testing._replies import Reply, ReplyText, ReplyThinking, ToolCall
 
 __all__ = ["Frame", "content_blocks", "encode_frame", "message_body", "stream_frames"]
 
@@ -30,9 +30,9 @@ def content_blocks(reply: Reply, next_tool_id: Callable[[], str]) -> list[dict[s
     """The reply's content as API content blocks; tool calls without an id get `next_tool_id()`."""
     blocks: list[dict[str, Any]] = []
     for part in reply.content:
-        if isinstance(part, TextPart):
+        if isinstance(part, ReplyText):
             blocks.append({"type": "text", "text": part.text})
-        elif isinstance(part, ThinkingPart):
+        elif isinstance(part, ReplyThinking):
             signature = part.signature or _fake_signature(part.thinking)
             blocks.append({"type": "thinking", "thinking": part.thinking, "signature": signature})
         elif isinstance(part, ToolCall):
@@ -43,7 +43,7 @@ def content_blocks(reply: Reply, next_tool_id: Callable[[], str]) -> list[dict[s
 
 
 def message_body(
-    reply: Reply, blocks: list[dict[str, Any]], *, message_id: str, model: str, usage: Usage
+    reply: Reply, blocks: list[dict[str, Any]], *, message_id: str, model: str, usage: ReplyUsage
 ) -> dict[str, Any]:
     """The JSON body of a non-streamed answer."""
     return {
@@ -59,7 +59,7 @@ def message_body(
 
 
 def stream_frames(
-    reply: Reply, blocks: list[dict[str, Any]], *, message_id: str, model: str, usage: Usage
+    reply: Reply, blocks: list[dict[str, Any]], *, message_id: str, model: str, usage: ReplyUsage
 ) -> Iterator[Frame]:
     """The SSE frames of a streamed answer, ending in `message_stop` or, for `reply.stream_error`, `error`."""
     start_usage = {**usage.as_wire(), "output_tokens": 1}  # the API reports a token or so up front

@@ -1,11 +1,22 @@
 """Everything that talks to Omni: the MCP session pool, the toolset Claude sees, result shaping, REST."""
 
 from omni_bridge.tools._artifacts import Artifact, ArtifactStore, MemoryArtifactStore
-from omni_bridge.tools._chart import ChartPoint, ChartSeries, DataChart
+from omni_bridge.tools._budget import CHARS_PER_TOKEN, estimate_tokens
+from omni_bridge.tools._chart import MAX_CHART_POINTS, ChartPoint, ChartSeries, DataChart, derive_chart, parse_number
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
 from omni_bridge.tools._headers import mcp_headers
-from omni_bridge.tools._pool import PoolStats, SessionKey, SessionPool
-from omni_bridge.tools._rest import OmniRestClient, shared_ssl_context
+from omni_bridge.tools._pool import PoolStats, SessionPool
+from omni_bridge.tools._read_result import (
+    DEFAULT_READ_LIMIT,
+    MAX_READ_LIMIT,
+    READ_RESULT_TOOL,
+    InvalidReadArguments,
+    ReadResult,
+    ReadResultError,
+    ResultNotFound,
+    read_result,
+)
+from omni_bridge.tools._rest import OmniRestClient
 from omni_bridge.tools._rest_models import (
     EmbedUser,
     JobAction,
@@ -20,11 +31,17 @@ from omni_bridge.tools._rest_models import (
     QueryActionResult,
     TopicInfo,
 )
-from omni_bridge.tools._results import READ_RESULT_TOOL, ReadResult, ShapedResult, read_result, shape_result
+from omni_bridge.tools._rest_transport import shared_ssl_context
+from omni_bridge.tools._session_key import SessionKey
+from omni_bridge.tools._shape import ShapedResult, shape_result
 from omni_bridge.tools._toolset import SELECTOR_TOOLS, ToolOutcome, ToolPolicy, Toolset
 from omni_bridge.tools._webhooks import ReplayGuard, sign_webhook_payload, verify_webhook
 
 __all__ = [
+    "CHARS_PER_TOKEN",
+    "DEFAULT_READ_LIMIT",
+    "MAX_CHART_POINTS",
+    "MAX_READ_LIMIT",
     "READ_RESULT_TOOL",
     "SELECTOR_TOOLS",
     "Artifact",
@@ -34,6 +51,7 @@ __all__ = [
     "ClaudeTool",
     "DataChart",
     "EmbedUser",
+    "InvalidReadArguments",
     "JobAction",
     "JobCancelled",
     "JobCreated",
@@ -48,7 +66,9 @@ __all__ = [
     "PoolStats",
     "QueryActionResult",
     "ReadResult",
+    "ReadResultError",
     "ReplayGuard",
+    "ResultNotFound",
     "SessionKey",
     "SessionPool",
     "ShapedResult",
@@ -57,7 +77,10 @@ __all__ = [
     "Toolset",
     "TopicInfo",
     "claude_tools",
+    "derive_chart",
+    "estimate_tokens",
     "mcp_headers",
+    "parse_number",
     "read_result",
     "shape_result",
     "shared_ssl_context",

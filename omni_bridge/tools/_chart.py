@@ -1,4 +1,4 @@
-"""The chart payload: `DataChart{series[{name, points[{x, y}]}]}` (DESIGN.md, Events and content parts).
+"""The chart payload: `DataChart{series[{name, points[{x, y}]}]}`, the `chart` content part of an answer.
 
 A chart is derived from a result table that has one label column and numeric columns: each numeric column
 becomes a series, each row a point whose `x` is the label. Anything else (two label columns, no numeric

@@ -1,4 +1,4 @@
-"""The HTTP headers that make an Omni MCP request act for one user (omni-api.md §1.3)."""
+"""The HTTP headers that make an Omni MCP request act for one user (`X-MCP-User-ID` and the scope headers)."""
 
 from __future__ import annotations
 

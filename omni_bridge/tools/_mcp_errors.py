@@ -1,6 +1,6 @@
 """The one place where `mcp` SDK and `httpx2` errors become omni-bridge errors.
 
-The SDK reports trouble in several shapes (sdk-notes §1.5): a JSON-RPC `MCPError` for refusals, timeouts and
+The SDK reports trouble in several shapes: a JSON-RPC `MCPError` for refusals, timeouts and
 unknown sessions; `MCPError(-32000, "Connection closed")` to callers when the session's transport crashed;
 bare `httpx2` errors or exception groups from opening a session. Callers of the pool see only the
 `McpError` family, each class telling whether a retry is safe.

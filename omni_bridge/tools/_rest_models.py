@@ -1,4 +1,4 @@
-"""Typed bodies of the Omni REST answers the bridge reads (omni-api.md §2-§4).
+"""Typed bodies of the Omni REST answers the bridge reads: embed users, models and topics, AI Jobs.
 
 Attributes are snake_case; each model reads (and, with `model_dump()`, writes) Omni's own key spelling, which is
 camelCase for most endpoints and snake_case for topics. Every model accepts keys it does not know and keeps them
@@ -25,12 +25,18 @@ __all__ = [
     "JobResult",
     "JobState",
     "JobStatus",
+    "ListPage",
     "ModelInfo",
+    "ModelPage",
+    "PageInfo",
     "QueryActionResult",
     "ScimEmail",
     "ScimGroup",
     "ScimListResponse",
+    "SessionCreated",
     "TopicInfo",
+    "TopicList",
+    "V0UserPage",
 ]
 
 
@@ -47,6 +53,19 @@ class _OmniBody(BaseModel):
     )
 
 
+class ListPage(BaseModel):
+    """Base of the pages the client reads and drops: unknown keys allowed, read by alias or by name."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
+
+
+class PageInfo(ListPage):
+    """The cursor of a paged Omni list: follow `next_cursor` while `has_next_page`."""
+
+    has_next_page: bool = False
+    next_cursor: str | None = None
+
+
 # --- embed users (SCIM) ----------------------------------------------------------------------------------
 
 
@@ -61,7 +80,7 @@ class ScimGroup(_OmniBody):
 
 
 class EmbedUser(_OmniBody):
-    """An Omni embed user, as SCIM `GET /api/scim/v2/embed/users` lists it (omni-api.md §3.1)."""
+    """An Omni embed user, as SCIM `GET /api/scim/v2/embed/users` lists it."""
 
     id: str
     """The Omni user id (UUID): what `userId` and `X-MCP-User-ID` take."""
@@ -98,11 +117,24 @@ class ScimListResponse(_OmniBody):
     items_per_page: int = 0
 
 
+class V0UserPage(ListPage):
+    """A page of the older `GET /api/v0/users/embed` list (raw records, see `EmbedUser.from_v0_record`)."""
+
+    records: list[dict[str, Any]] = Field(default_factory=list)
+    page_info: PageInfo = PageInfo()
+
+
+class SessionCreated(ListPage):
+    """The answer of `POST /api/v1/embed/sso/generate-session`."""
+
+    session_id: str = Field(min_length=1)
+
+
 # --- models and topics -------------------------------------------------------------------------------------
 
 
 class ModelInfo(_OmniBody):
-    """One record of `GET /api/v1/models` (omni-api.md §4.5)."""
+    """One record of `GET /api/v1/models`."""
 
     id: str
     name: str | None = None
@@ -125,6 +157,19 @@ class TopicInfo(BaseModel):
     description: str | None = None
     group_label: str | None = None
     hidden: bool = False
+
+
+class ModelPage(ListPage):
+    """A page of `GET /api/v1/models`."""
+
+    records: list[ModelInfo] = Field(default_factory=list)
+    page_info: PageInfo = PageInfo()
+
+
+class TopicList(ListPage):
+    """The answer of `GET /api/v1/models/{modelId}/topic`."""
+
+    topics: list[TopicInfo] = Field(default_factory=list)
 
 
 # --- AI jobs -------------------------------------------------------------------------------------------------
@@ -171,7 +216,7 @@ class JobError(_OmniBody):
 
 
 class JobStatus(_OmniBody):
-    """`GET /api/v1/ai/jobs/{jobId}` (omni-api.md §2.2). State-specific fields are `None` in other states."""
+    """`GET /api/v1/ai/jobs/{jobId}`. State-specific fields are `None` in other states."""
 
     id: str
     state: JobState
@@ -223,7 +268,7 @@ class JobAction(_OmniBody):
 
 
 class JobResult(_OmniBody):
-    """`GET /api/v1/ai/jobs/{jobId}/result` of a `COMPLETE` job (omni-api.md §2.4)."""
+    """`GET /api/v1/ai/jobs/{jobId}/result` of a `COMPLETE` job."""
 
     message: str | None = None
     """The final answer, markdown."""

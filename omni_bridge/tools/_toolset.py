@@ -17,17 +17,12 @@ from typing import Any
 from omni_bridge.config import Settings
 from omni_bridge.exceptions import McpConnectError, McpError, SessionExpired, ToolTimeout
 from omni_bridge.tools._artifacts import ArtifactStore
+from omni_bridge.tools._budget import DEFAULT_BUDGET_TOKENS
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
-from omni_bridge.tools._pool import SessionKey, SessionPool
-from omni_bridge.tools._results import (
-    DEFAULT_BUDGET_TOKENS,
-    DEFAULT_READ_LIMIT,
-    READ_RESULT_TOOL,
-    ReadResultError,
-    ShapedResult,
-    read_result,
-    shape_result,
-)
+from omni_bridge.tools._pool import SessionPool
+from omni_bridge.tools._read_result import DEFAULT_READ_LIMIT, READ_RESULT_TOOL, ReadResultError, read_result
+from omni_bridge.tools._session_key import SessionKey
+from omni_bridge.tools._shape import ShapedResult, shape_result
 
 __all__ = ["SELECTOR_TOOLS", "ToolOutcome", "ToolPolicy", "Toolset"]
 

@@ -1,6 +1,6 @@
 """Omni's webhook signatures: check the ones Omni sends, and make the same ones for webhooks the bridge sends.
 
-Omni signs an AI-job webhook (omni-api.md §2.6) with two headers: `X-Omni-Signature-Timestamp` (unix seconds)
+Omni signs an AI-job webhook with two headers: `X-Omni-Signature-Timestamp` (unix seconds)
 and `X-Omni-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`, keyed with the job's
 `webhookSigningSecret`. Signing the timestamp is what makes a captured request worthless later: a timestamp
 outside the tolerance is refused, and `ReplayGuard` refuses an exact copy inside it.

@@ -17,7 +17,6 @@ from omni_bridge.agent import (
     ErrorEvent,
     Event,
     FinalMessage,
-    SqliteConversationStore,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
@@ -26,6 +25,7 @@ from omni_bridge.agent import (
 )
 from omni_bridge.config import load_settings
 from omni_bridge.exceptions import IdentityError
+from omni_bridge.stores import SqliteStore
 from omni_bridge.testing import FakeAnthropic, ToolCall, error_reply, text_reply, tool_then_answer, tool_use_reply
 from tests.conftest import Served
 from tests.sandbox.mcp_helpers import wait_until
@@ -182,7 +182,7 @@ async def test_the_usage_ledger_adds_up_and_requests_carry_cache_markers(served:
 
 async def test_a_transcript_left_half_way_is_repaired_before_the_next_question(served: Served, tmp_path: Path) -> None:
     fake = FakeAnthropic(text_reply("First answer."), text_reply("Done."))
-    store = SqliteConversationStore(tmp_path / "conversations.db")
+    store = SqliteStore(tmp_path / "conversations.db")
     async with fake.serve() as url, Bridge(settings_for(served, url), store=store) as bridge:
         await bridge.answer(user="alice", question="first", conversation_id="conv_crash")
         crashed = await bridge.store.get("conv_crash")
@@ -201,7 +201,8 @@ async def test_a_transcript_left_half_way_is_repaired_before_the_next_question(s
 
 RESUME_SCRIPT = """
 import asyncio, json, sys
-from omni_bridge.agent import Bridge, SqliteConversationStore
+from omni_bridge.agent import Bridge
+from omni_bridge.stores import SqliteStore
 from omni_bridge.config import load_settings
 from omni_bridge.exceptions import IdentityError
 
@@ -209,7 +210,7 @@ async def main():
     db, omni, key, fake = sys.argv[1:5]
     settings = load_settings(None, omni_base_url=omni, omni_api_key=key, anthropic_api_key="test-key",
                              anthropic_base_url=fake, bridge_engine="claude")
-    async with Bridge(settings, store=SqliteConversationStore(db)) as bridge:
+    async with Bridge(settings, store=SqliteStore(db)) as bridge:
         message = await bridge.answer(user="alice", question="and now?", conversation_id="conv_resume")
         print(message.model_dump_json())
 
@@ -221,7 +222,7 @@ async def test_a_conversation_resumes_from_sqlite_in_a_new_process(served: Serve
     db = tmp_path / "conversations.db"
     fake = FakeAnthropic(responder=tool_then_answer(REVENUE, answer="Alice sees: {results}"))
     async with fake.serve() as url:
-        async with Bridge(settings_for(served, url), store=SqliteConversationStore(db)) as bridge:
+        async with Bridge(settings_for(served, url), store=SqliteStore(db)) as bridge:
             await bridge.answer(user="alice", question="revenue by region", conversation_id="conv_resume")
         process = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -243,3 +243,22 @@ async def test_a_resolver_needs_a_server_and_sane_limits(served: Served, rest: O
         IdentityResolver(rest, server="")
     with pytest.raises(ValueError, match="max_entries"):
         IdentityResolver(rest, server=served.url, max_entries=0)
+
+
+async def test_the_reverse_lookup_is_kept_for_the_ttl_and_an_unknown_id_briefly(
+    served: Served, rest: OmniRestClient
+) -> None:
+    clock = Clock()
+    resolver = IdentityResolver(rest, server=served.url, ttl_seconds=300, failure_ttl_seconds=5, clock=clock)
+    unknown = str(uuid.uuid4())
+    before = count(served, "scim_get")
+    assert await resolver.external_id_for(embed_user_id("dan")) == "dan"
+    assert await resolver.external_id_for(unknown) is None
+    clock.now += 4
+    assert await resolver.external_id_for(embed_user_id("dan")) == "dan"
+    assert await resolver.external_id_for(unknown) is None
+    assert count(served, "scim_get") - before == 2
+    clock.now += 2  # past the failure TTL, within the TTL
+    assert await resolver.external_id_for(unknown) is None
+    assert await resolver.external_id_for(embed_user_id("dan")) == "dan"
+    assert count(served, "scim_get") - before == 3

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from omni_bridge.agent._omni import OmniEngine
-from omni_bridge.agent._run import Run
 from omni_bridge.agent.conversation import Conversation
+from omni_bridge.agent.engines import OmniEngine, Run
 from omni_bridge.agent.events import (
     ChartReady,
     ErrorEvent,

@@ -8,10 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from omni_bridge._console.render import format_number
+from omni_bridge.cli.console.render import format_number
 from omni_bridge.sandbox import embed_user_id
-from omni_bridge.tools import mcp_headers
-from omni_bridge.tools._chart import parse_number
+from omni_bridge.tools import mcp_headers, parse_number
 from tests.conftest import Served
 from tests.sandbox.mcp_helpers import csv_rows, mcp_client
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from omni_bridge.stores import STORE_FILE
 from omni_bridge.testing import CapturedRequest, FakeAnthropic, Reply, ToolCall, text_reply, tool_then_answer
 from tests.cli.console_helpers import clean_env, finish, revenue_by_region, run_cli, start_cli
 from tests.conftest import Served
@@ -40,7 +41,7 @@ async def test_through_a_pipe_each_line_is_answered_as_the_user_of_the_moment(se
     assert "Open in Omni: http://127.0.0.1:" in as_alice
     assert "input tokens" in as_bob and "bob@omni> /quit" in as_bob
     assert "\x1b" not in done.stdout  # a pipe gets plain text: no styles, no status line
-    assert (tmp_path / "conversations.db").exists()
+    assert (tmp_path / STORE_FILE).exists()  # the one store file of BRIDGE_DATA_DIR (was conversations.db)
 
 
 async def test_mistyped_commands_get_a_message_and_the_session_goes_on(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omni_bridge._console.commands import Ask, Command, CommandError, PickFollowUp, parse_input
+from omni_bridge.cli.console.commands import Ask, Command, CommandError, PickFollowUp, parse_input
 
 
 @pytest.mark.parametrize(

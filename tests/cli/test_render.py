@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from omni_bridge._console.render import CLEAR_LINE, MarkdownStream, Style, bar_chart, format_number, table
+from omni_bridge.cli.console.render import CLEAR_LINE, MarkdownStream, Style, bar_chart, format_number, table
 from omni_bridge.tools import ChartPoint, ChartSeries, DataChart
 
 PLAIN = Style(False)

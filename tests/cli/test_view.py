@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 
-from omni_bridge._console.render import CLEAR_LINE, Style
-from omni_bridge._console.view import AnswerView, ResultTable
 from omni_bridge.agent import (
     ActionButton,
     AssistantMessage,
@@ -21,6 +19,8 @@ from omni_bridge.agent import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from omni_bridge.cli.console.render import CLEAR_LINE, Style
+from omni_bridge.cli.console.view import AnswerView, ResultTable
 from omni_bridge.tools import ChartPoint, ChartSeries, DataChart
 
 CID = "conv_1"

@@ -1,6 +1,6 @@
 """Fixtures of the integration tests: a sandbox of their own (they inject faults), and a connection to it.
 
-The sandbox runs in a thread with its own loop (sdk-notes §6), so its counters can be read while a test's loop
+The sandbox runs in a thread with its own loop, so its counters can be read while a test's loop
 drives the proxy or an adapter; every test starts from zeroed counters and no faults.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from omni_bridge.integrations import OmniConnection
+from omni_bridge.agent import OmniConnection
 from omni_bridge.sandbox import Sandbox, SandboxConfig
 
 

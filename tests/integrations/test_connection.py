@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from omni_bridge.agent import OmniConnection
 from omni_bridge.config import load_settings
 from omni_bridge.exceptions import ConfigError, IdentityError
-from omni_bridge.integrations import McpProxy, OmniConnection
+from omni_bridge.integrations import McpProxy
 from omni_bridge.sandbox import Sandbox, embed_user_id
 from tests.integrations.helpers import REGIONS
 
@@ -25,11 +26,11 @@ async def test_with_no_omni_configured_it_runs_the_sandbox_in_process() -> None:
 
 
 async def test_end_users_are_resolved_by_external_id_and_an_unknown_one_is_refused(omni: OmniConnection) -> None:
-    key = await omni.session_key("bob")
+    key = omni.session_key(await omni.resolve("bob"))
 
     assert key.user_id == embed_user_id("bob") and key.server == omni.mcp_url
     with pytest.raises(IdentityError, match="no embed user with external id 'mallory'"):
-        await omni.session_key("mallory")
+        await omni.resolve("mallory")
 
 
 async def test_an_omni_url_without_a_key_is_refused_before_anything_opens() -> None:

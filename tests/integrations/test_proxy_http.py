@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from omni_bridge._serving import serve_asgi
-from omni_bridge.integrations import McpProxy, OmniConnection, proxy_http_app
+from omni_bridge.agent import OmniConnection
+from omni_bridge.integrations import McpProxy, proxy_http_app
 from omni_bridge.sandbox import Sandbox, embed_user_id
 from omni_bridge.tools import ToolPolicy
 from tests.integrations.helpers import REGIONS, regions_of

@@ -124,7 +124,7 @@ def test_the_printed_entry_works_when_a_client_launches_it(tmp_path: Path) -> No
         pytest.skip(f"no `omni-bridge` script beside {sys.executable}: the package is not installed in this venv")
     wired = subprocess.run([command, "mcp-proxy", "--help"], capture_output=True, env=hermetic_env(), check=False)
     if wired.returncode != 0:
-        pytest.skip("`omni-bridge mcp-proxy` is not wired into omni_bridge/cli.py yet (cli must call add_commands)")
+        pytest.skip("`omni-bridge mcp-proxy` is not wired into omni_bridge/cli yet (cli must register mcp_proxy)")
 
     done = run_example("mcp_proxy_config", "--user", "bob", "--check", cwd=tmp_path)
 

@@ -12,7 +12,7 @@ pytest.importorskip(
 )
 
 # Imported after the skip: without the extra, these imports would fail.
-from omni_bridge.integrations import OmniConnection
+from omni_bridge.agent import OmniConnection
 from omni_bridge.integrations.pydantic_ai import OmniToolset
 from omni_bridge.sandbox import Sandbox, embed_user_id
 from tests.integrations.helpers import REGIONS, load_example, regions_in_text, run_example

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests._postgres import fresh_schema
+from tests.stores._postgres import fresh_schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

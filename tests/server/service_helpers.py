@@ -21,7 +21,7 @@ from omni_bridge._serving import serve_asgi
 from omni_bridge.config import Settings, load_settings
 from omni_bridge.sandbox import Faults
 from omni_bridge.server import Service, create_app
-from omni_bridge.server._store import ServiceStore
+from omni_bridge.stores import Store
 from omni_bridge.testing import FakeAnthropic, Reply, Responder, ToolCall
 from tests.conftest import Served
 
@@ -74,7 +74,7 @@ async def running_service(
     *script: Reply,
     responder: Responder | None = None,
     worker_id: str = "worker-a",
-    store: ServiceStore | None = None,
+    store: Store | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Running]:
     """The service on loopback, answering with Claude as scripted (`script`, then `responder`)."""

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from omni_bridge.agent.events import TextPart
-from omni_bridge.server import MessageRecord, Owner, ResponseRecord, SqliteServiceStore
+from omni_bridge.server import MessageRecord, Owner, ResponseRecord
+from omni_bridge.stores import STORE_FILE, SqliteStore
 from omni_bridge.testing import tool_then_answer, tool_use_reply
 from tests.conftest import Served
 from tests.sandbox.mcp_helpers import wait_until
@@ -117,7 +118,7 @@ async def test_a_shutdown_ends_running_responses_as_canceled_with_a_reason(serve
             await wait_until(lambda: served.sandbox.stats.in_flight == 1)
     # The service has stopped (and closed its store): read what it left in the file.
     await wait_until(lambda: len(served.sandbox.stats.cancelled_tool_calls) == 1)
-    async with SqliteServiceStore(tmp_path / "service.db") as store:
+    async with SqliteStore(tmp_path / STORE_FILE) as store:
         ended = await store.get_response(Owner(tenant="acme", user="alice"), ids["response_id"])
         assert ended is not None and ended.status == "canceled"
         assert ended.error is not None and ended.error.type == "worker_shutdown"

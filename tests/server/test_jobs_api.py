@@ -31,7 +31,7 @@ from omni_bridge.agent.events import Event, TextPart, ToolCallFinished, ToolCall
 from omni_bridge.exceptions import OmniHTTPError
 from omni_bridge.sandbox import embed_user_id
 from omni_bridge.server._jobs_models import JobFacts, build_result
-from omni_bridge.server._records import Owner, ResponseRecord
+from omni_bridge.stores import Owner, ResponseRecord
 from omni_bridge.testing import error_reply, tool_then_answer
 from omni_bridge.tools import JobState, JobStatus, OmniRestClient
 from tests.conftest import Served

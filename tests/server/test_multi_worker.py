@@ -25,7 +25,7 @@ import pytest
 
 from omni_bridge.sandbox import Sandbox, SandboxConfig
 from omni_bridge.sandbox._jobs import Job, JobState
-from tests._postgres import fresh_schema
+from tests.stores._postgres import fresh_schema
 
 SERVICE_KEY = "multi-worker-test-key-6f1c2a9e0b"
 HEADERS = {"Authorization": f"Bearer {SERVICE_KEY}", "X-Bridge-User": "alice"}

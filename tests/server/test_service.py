@@ -13,7 +13,7 @@ from omni_bridge._serving import serve_asgi
 from omni_bridge.exceptions import ConfigError
 from omni_bridge.server import Service, create_app
 from omni_bridge.server._auth import ServiceKeys
-from omni_bridge.server._service import store_location
+from omni_bridge.stores import STORE_FILE, store_location
 from tests.conftest import Served
 from tests.server.service_helpers import KEY, data_of, service_settings
 
@@ -92,7 +92,7 @@ def test_the_store_url_picks_the_backend_and_never_shows_a_password(served: Serv
     def where(url: str | None) -> str:
         return str(store_location(service_settings(served, tmp_path, None, bridge_store_url=url)))
 
-    assert where(None) == f"SQLite {tmp_path / 'service.db'}"
+    assert where(None) == f"SQLite {tmp_path / STORE_FILE}"  # the one store file of BRIDGE_DATA_DIR (was service.db)
     assert where("sqlite:////var/lib/bridge/s.db") == "SQLite /var/lib/bridge/s.db"
     assert where(str(tmp_path / "x.db")) == f"SQLite {tmp_path / 'x.db'}"
     assert where("postgresql://bridge:s3cret@db.internal:5432/bridge?sslmode=require") == (

@@ -14,8 +14,7 @@ import pytest
 from anthropic import AsyncAnthropic
 from anthropic.types import MessageParam
 
-from omni_bridge.testing import FakeAnthropic, StreamFault, text_reply
-from omni_bridge.testing._capture import Usage
+from omni_bridge.testing import FakeAnthropic, ReplyUsage, StreamFault, text_reply
 from omni_bridge.testing._faults import faulty_sse
 from omni_bridge.testing._wire import content_blocks, stream_frames
 from tests.testing.test_fake_anthropic import MODEL, QUESTION, finished, sdk
@@ -117,7 +116,7 @@ async def test_a_fault_past_the_last_event_never_strikes() -> None:
 async def test_a_malformed_frame_keeps_its_event_line_and_cuts_its_data_in_half() -> None:
     reply = text_reply(ANSWER)
     frames = stream_frames(
-        reply, content_blocks(reply, lambda: "toolu_1"), message_id="msg_1", model=MODEL, usage=Usage(1, 1)
+        reply, content_blocks(reply, lambda: "toolu_1"), message_id="msg_1", model=MODEL, usage=ReplyUsage(1, 1)
     )
     struck: list[bool] = []
     chunks = [

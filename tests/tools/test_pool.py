@@ -120,6 +120,19 @@ async def test_dropped_sessions_are_reopened_once_and_no_call_runs_twice(sandbox
     assert pool.stats().expired_total == 1
 
 
+async def test_a_dropped_session_is_reopened_once_for_a_tool_list_too(sandbox: Sandbox, pool: SessionPool) -> None:
+    # `call_tool` and `list_tools` share one retry loop; this fails if the tool list lost it.
+    key = key_for(sandbox, "erin")
+    first = await pool.list_tools(key)
+
+    assert sandbox.drop_sessions() >= 1
+    again = await pool.list_tools(key, refresh=True)
+
+    assert [tool.name for tool in again] == [tool.name for tool in first]
+    assert sandbox.stats.sessions_opened[key.user_id] == 2
+    assert pool.stats().expired_total == 1
+
+
 async def test_a_killed_transport_ends_only_that_users_session(sandbox: Sandbox) -> None:
     transport = FaultyTransport()
     try:

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from mcp.types import CallToolResult, EmbeddedResource, ImageContent, TextContent, TextResourceContents
 
-from omni_bridge.tools._artifacts import MemoryArtifactStore
-from omni_bridge.tools._headers import mcp_headers
-from omni_bridge.tools._results import (
+from omni_bridge.tools import (
     CHARS_PER_TOKEN,
     MAX_READ_LIMIT,
     READ_RESULT_TOOL,
     InvalidReadArguments,
+    MemoryArtifactStore,
     ReadResult,
     ResultNotFound,
     estimate_tokens,
+    mcp_headers,
     read_result,
     shape_result,
 )
@@ -305,7 +305,7 @@ def test_read_result_tool_definition() -> None:
     assert (schema["properties"]["limit"]["minimum"], schema["properties"]["limit"]["maximum"]) == (1, 1000)
 
 
-# --- formats Omni might use instead (omni-api.md Unknowns 2) ------------------------------------------
+# --- formats Omni might use instead (its docs do not say how a result's table is encoded) ----------
 
 _AWKWARD = [
     ["Name", "Note", "Amount"],

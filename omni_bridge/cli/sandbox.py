@@ -1,0 +1,65 @@
+"""`omni-bridge sandbox`: run the local Omni look-alike (MCP + REST, demo data) until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from omni_bridge import __version__
+from omni_bridge.cli.options import port_number
+
+if TYPE_CHECKING:
+    from omni_bridge.cli.options import Commands
+
+__all__ = ["add_command", "run"]
+
+
+def add_command(commands: Commands) -> None:
+    """Register `sandbox` on the `omni-bridge` parser."""
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the local Omni look-alike (MCP + REST, demo data)",
+        description="Run the Omni sandbox until Ctrl-C.",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=port_number, default=8765, help="port (default 8765; 0 picks a free one)")
+    sandbox.add_argument(
+        "--job-step-seconds",
+        type=float,
+        default=1.0,
+        help="time each AI job state lasts, so polling clients see progress (default 1.0)",
+    )
+    sandbox.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the sandbox until Ctrl-C, after printing where it listens and the keys it takes."""
+    from omni_bridge.sandbox import MCP_PATH, Sandbox, SandboxConfig  # MCP and starlette: loaded to run only
+
+    config = SandboxConfig(job_step_seconds=args.job_step_seconds)
+    sandbox = Sandbox(config, host=args.host)
+
+    async def serve() -> None:
+        async with sandbox.serve(args.host, args.port) as url:
+            print(f"Omni sandbox {__version__} listening on {url}")
+            print(f"  MCP endpoint      {url}{MCP_PATH}   (streamable HTTP; legacy sessions and 2026-07-28)")
+            print(f"  REST API          {url}/api/v1/…  and SCIM at {url}/api/scim/v2/embed/users")
+            print(f"  organization key  {config.org_key}   (may act for any user: userId / X-MCP-User-ID)")
+            print(f"  personal token    {config.personal_token}   (acts as Dana Analyst only)")
+            print(
+                "  embed users       "
+                + ", ".join(
+                    f"{u.external_id} ({u.attributes.get('region') or 'no region'})"
+                    for u in sandbox.directory.embed_users()
+                )
+            )
+            print("  sandbox docs      " + f"{url}/docs/sandbox-overview")
+            print("Point the bridge at it with  OMNI_BASE_URL=" + url + f"  OMNI_API_KEY={config.org_key}")
+            print("Press Ctrl-C to stop.", flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return 0

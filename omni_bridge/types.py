@@ -1,0 +1,14 @@
+"""Type aliases shared by many rooms of the package; a leaf that imports nothing of omni_bridge."""
+
+from typing import Literal
+
+__all__ = ["EngineChoice", "EngineName", "ProtocolMode"]
+
+EngineName = Literal["claude", "omni"]
+"""An engine that answers: `claude` (the agent loop over Omni's MCP tools) or `omni` (Omni's own agent, AI Jobs)."""
+
+EngineChoice = Literal["auto", "claude", "omni"]
+"""The `BRIDGE_ENGINE` setting: an engine, or `auto` (claude with an Anthropic key, else omni)."""
+
+ProtocolMode = Literal["auto", "legacy", "modern"]
+"""The MCP protocol a session speaks: `auto` (modern where the server speaks it), or one forced."""
