@@ -64,7 +64,7 @@ SHUTDOWN = ResponseError(
     type="worker_shutdown", message="The service shut down while this response was running; ask again."
 )
 _STATUS_OF: dict[str, ResponseStatus] = {"completed": "succeeded", "errored": "failed", "canceled": "canceled"}
-StopReason = Literal["canceled", "shutdown", "lease_lost"]
+StopCause = Literal["canceled", "shutdown", "lease_lost"]
 _LOOK_SECONDS = 1.0
 """The longest a run goes without looking for a cancel asked on another worker."""
 _PACE_SECONDS = 0.1
@@ -80,7 +80,7 @@ class _Run:
     engine: EngineName | None
     task: asyncio.Task[None] | None = None
     asking: bool = False
-    stop_reason: StopReason | None = None
+    stop_reason: StopCause | None = None
     parts: PartsSoFar = field(default_factory=PartsSoFar)
     progress: str | None = None
     pending: list[dict[str, object]] = field(default_factory=list)
@@ -209,7 +209,7 @@ class ResponseRunner:
 
     # --- one run ------------------------------------------------------------------------------------------
 
-    def _stop(self, run: _Run, reason: StopReason) -> None:
+    def _stop(self, run: _Run, reason: StopCause) -> None:
         if run.stop_reason is not None:
             return
         run.stop_reason = reason

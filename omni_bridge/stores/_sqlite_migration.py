@@ -31,13 +31,13 @@ _MIGRATED = ".migrated"
 
 
 def migrate_legacy_files(path: Path) -> None:
-    """Build `path` from the old files beside it when it does not exist; nothing to do otherwise.
+    """Build `path` from the old files beside it when it does not exist (or is empty); nothing to do otherwise.
 
     Raises:
         ConfigError: an old file cannot be read or copied (it is left as it was).
     """
-    if path.exists():
-        return
+    if path.exists() and path.stat().st_size > 0:
+        return  # an empty file (what `sqlite3.connect` leaves behind) holds nothing and is replaced
     found = [path.parent / name for name in LEGACY_FILES if (path.parent / name).is_file()]
     if not found:
         return

@@ -145,6 +145,14 @@ async def test_once_the_one_file_exists_old_files_are_left_alone(tmp_path: Path)
     assert (data_dir / "conversations.db").is_file() and (data_dir / "service.db").is_file()
 
 
+async def test_an_empty_new_file_does_not_hold_the_old_records_back(tmp_path: Path) -> None:
+    data_dir, conversation, *_ = await _legacy_data_dir(tmp_path)
+    (data_dir / STORE_FILE).touch()  # what a stray `sqlite3.connect(path)` leaves: zero bytes, no tables
+    async with open_store(load_settings(None, bridge_data_dir=data_dir)) as store:
+        assert await store.get(conversation.id) == conversation
+    assert (data_dir / "conversations.db.migrated").is_file() and (data_dir / "service.db.migrated").is_file()
+
+
 async def test_an_old_file_named_by_the_store_url_is_opened_in_place_with_the_tables_it_lacked(tmp_path: Path) -> None:
     data_dir, _conversation, _artifact, thread_id, _response_id = await _legacy_data_dir(tmp_path)
     old = data_dir / "service.db"
