@@ -15,9 +15,9 @@ shapes of "20 calls by one user", each driven by the framework's own scripted te
 The framework clients are `agents.mcp.MCPServerStreamableHttp`, `pydantic_ai.mcp.MCPToolset` (FastMCP client)
 and `langchain.mcp.MCPAdapter` (FastMCP client). `langchain-mcp-adapters` caps `mcp` below 2, so it cannot be
 installed beside the bridge; its source opens a session per tool call unless the caller holds one open.
-This is a measurement, not a test: it prints a table (and with `--json`, as its last line, one JSON object of
-the sessions opened per row). `pydantic-ai-slim[mcp]` brings FastMCP, which the framework clients use; type-checking
-this script does not need it installed.
+This is a measurement, not a test: it prints a table (and with `--json`, as its last line, one JSON object of the
+sessions opened per row, `null` for a row whose framework is not installed). `pydantic-ai-slim[mcp]` brings
+FastMCP, which the framework clients use; type-checking this script does not need it installed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -181,18 +182,25 @@ async def mcp_client(url: str, headers: dict[str, str]) -> AsyncIterator[Client]
 # --- counting ------------------------------------------------------------------------------------------------
 
 
-async def count(sandbox: Sandbox, runs: int, calls: int, run: Callable[[], Awaitable[None]]) -> tuple[int, int]:
-    """(sessions opened, getData calls served) at the sandbox for `runs` runs of `calls` calls each."""
+async def count(
+    sandbox: Sandbox, runs: int, calls: int, run: Callable[[], Awaitable[None]]
+) -> tuple[int | None, int | None]:
+    """(sessions opened, getData calls served) at the sandbox for `runs` runs of `calls` calls each; `None`s,
+    and a line on stderr saying what to install, when the row's framework or client is not installed."""
     sandbox.stats.reset()
-    for _ in range(runs):
-        await run()
+    try:
+        for _ in range(runs):
+            await run()
+    except ModuleNotFoundError as exc:
+        print(f"skipped a row: {exc.name} is not installed (see the install line in --help)", file=sys.stderr)
+        return None, None
     served = sum(n for (_, tool), n in sandbox.stats.tool_calls.items() if tool == "getData")
     return sum(sandbox.stats.sessions_opened.values()), served
 
 
-async def measure(sandbox: Sandbox) -> list[tuple[str, str, int, int]]:
+async def measure(sandbox: Sandbox) -> list[tuple[str, str, int | None, int | None]]:
     assert sandbox.url is not None
-    rows: list[tuple[str, str, int, int]] = []
+    rows: list[tuple[str, str, int | None, int | None]] = []
     frameworks = [
         ("OpenAI Agents SDK", bridge_agents, native_agents, "MCPServerStreamableHttp"),
         ("pydantic-ai", bridge_pydantic, native_pydantic, "MCPToolset (FastMCP)"),
@@ -212,7 +220,7 @@ async def measure(sandbox: Sandbox) -> list[tuple[str, str, int, int]]:
     return rows
 
 
-async def measure_proxy(sandbox: Sandbox) -> list[tuple[str, str, int, int]]:
+async def measure_proxy(sandbox: Sandbox) -> list[tuple[str, str, int | None, int | None]]:
     """20 MCP client connections of one user, each making one call: through the HTTP proxy, and straight to Omni."""
     assert sandbox.url is not None
     headers = {"Authorization": "Bearer svc", "X-Bridge-User": "alice"}
@@ -242,7 +250,8 @@ def main() -> None:
         rows = asyncio.run(measure(sandbox))
     print("| framework | client, shape | MCP sessions opened | getData calls served |\n|---|---|---|---|")
     for name, client, opened, served in rows:
-        print(f"| {name} | {client} | {opened} | {served} |")
+        cells = ("not installed", "") if opened is None else (opened, served)
+        print(f"| {name} | {client} | {cells[0]} | {cells[1]} |")
     if args.json:
         print(json.dumps({f"{name}: {client}": opened for name, client, opened, _served in rows}))
 
