@@ -9,8 +9,9 @@ Every name loads on first use: `import omni_bridge` (and `omni_bridge.__version_
 `omni-bridge --version` prints) must not pay for the `anthropic` SDK, `mcp`, `starlette`, `uvicorn` or `httpx2`.
 """
 
-import importlib as _importlib
-from typing import TYPE_CHECKING, Any as _Any
+from typing import TYPE_CHECKING
+
+from omni_bridge._lazy import lazy_names as _lazy_names
 
 if TYPE_CHECKING:
     from omni_bridge.agent import (
@@ -107,17 +108,7 @@ _FACES: dict[str, tuple[str, ...]] = {
 _FACE_OF = {name: face for face, names in _FACES.items() for name in names}
 
 
-def __getattr__(name: str) -> _Any:
-    face = _FACE_OF.get(name)
-    if face is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(face), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_FACE_OF})
+__getattr__, __dir__ = _lazy_names(globals(), _FACE_OF)
 
 
 __all__ = [

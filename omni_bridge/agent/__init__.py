@@ -8,9 +8,9 @@ seconds on a busy machine, and the MCP proxy and CLI commands that need only ide
 wait for it.
 """
 
-import importlib as _importlib
-from typing import TYPE_CHECKING, Any as _Any
+from typing import TYPE_CHECKING
 
+from omni_bridge._lazy import lazy_names as _lazy_names
 from omni_bridge.agent.conversation import Conversation, new_conversation_id, repair_transcript
 from omni_bridge.agent.conversation_store import ConversationStore, MemoryConversationStore
 from omni_bridge.agent.events import (
@@ -56,13 +56,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = _lazy_names(globals(), _LAZY)
 
 
 __all__ = [

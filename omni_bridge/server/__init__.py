@@ -13,9 +13,9 @@ The service's parts load on first use, like `omni_bridge.agent`'s engines: they 
 which takes seconds, and `omni-bridge --help` (which registers `serve`) should not wait for it.
 """
 
-import importlib as _importlib
-from typing import TYPE_CHECKING, Any as _Any
+from typing import TYPE_CHECKING
 
+from omni_bridge._lazy import lazy_names as _lazy_names
 from omni_bridge.stores import (
     Feedback,
     MessageRecord,
@@ -44,13 +44,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = _lazy_names(globals(), _LAZY)
 
 
 __all__ = [

@@ -4,9 +4,9 @@ AI through AI Jobs), both behind the `Engine` protocol the `Bridge` calls.
 `ClaudeEngine` loads on first use: it imports the `anthropic` SDK, which takes seconds on a busy machine.
 """
 
-import importlib as _importlib
-from typing import TYPE_CHECKING, Any as _Any
+from typing import TYPE_CHECKING
 
+from omni_bridge._lazy import lazy_names as _lazy_names
 from omni_bridge.agent.engines.base import Engine
 from omni_bridge.agent.engines.run import Run
 
@@ -20,13 +20,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = _lazy_names(globals(), _LAZY)
 
 
 __all__ = ["ClaudeEngine", "Engine", "OmniEngine", "Run"]
