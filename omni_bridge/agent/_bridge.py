@@ -25,7 +25,6 @@ from typing import Any
 import anthropic
 import httpx2
 
-from omni_bridge.agent._ledger import RecentUsageLedger
 from omni_bridge.agent._locks import KeyedLocks
 from omni_bridge.agent.connection import OmniConnection
 from omni_bridge.agent.conversation import Conversation
@@ -46,6 +45,8 @@ log = logging.getLogger("omni_bridge.bridge")
 
 LEDGER_CONVERSATIONS = 1000
 """Conversations whose per-turn usage the bridge's ledger keeps (the most recently used ones)."""
+LEDGER_TURNS = 1000
+"""Turns the ledger keeps of each of them (the last ones; numbers and totals still count all)."""
 
 
 @dataclass
@@ -90,7 +91,7 @@ class Bridge:
         self._parts: _Parts | None = None
         self._stack = contextlib.AsyncExitStack()
         self._locks = KeyedLocks()
-        self.ledger: UsageLedger = RecentUsageLedger(max_conversations=LEDGER_CONVERSATIONS)
+        self.ledger = UsageLedger(max_conversations=LEDGER_CONVERSATIONS, max_turns=LEDGER_TURNS)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **options: Any) -> Bridge:

@@ -11,6 +11,7 @@ Events carry only what a consumer may show: no keys, tokens or headers ever appe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
@@ -136,6 +137,15 @@ class TurnUsage(_Frozen):
     usage: Usage
 
 
+@dataclasses.dataclass(slots=True)
+class _Tally:
+    """One conversation's turns (the last `max_turns` of them), how many were recorded, and their sum."""
+
+    turns: list[TurnUsage] = dataclasses.field(default_factory=list)
+    counted: int = 0
+    total: Usage = dataclasses.field(default_factory=Usage)
+
+
 class UsageLedger:
     """Usage per turn and in total, for each conversation.
 
@@ -144,15 +154,27 @@ class UsageLedger:
     turn = ledger.add(conversation_id, message.usage)
     report = UsageReport(conversation_id=conversation_id, turn=turn, total=ledger.total(conversation_id))
     ```
+
+    Args:
+        max_conversations: keep only the most recently used conversations (a long-running server answers for
+            an unbounded number); the default keeps all. A conversation's durable total is its stored `usage`.
+        max_turns: keep only the last turns of each conversation; turn numbers and totals still count all.
     """
 
-    def __init__(self) -> None:
-        self._turns: dict[str, list[TurnUsage]] = {}
-        self._totals: dict[str, Usage] = {}
+    def __init__(self, *, max_conversations: int | None = None, max_turns: int | None = None) -> None:
+        if (max_conversations is not None and max_conversations < 1) or (max_turns is not None and max_turns < 1):
+            raise ValueError("max_conversations and max_turns must be at least 1")
+        self.max_conversations = max_conversations
+        self.max_turns = max_turns
+        self._tallies: dict[str, _Tally] = {}
+        """In order of last use (a dict keeps insertion order; a used entry is moved to the end)."""
 
     def __repr__(self) -> str:
-        turns = sum(len(turns) for turns in self._turns.values())
-        return f"<UsageLedger conversations={len(self._turns)} turns={turns}>"
+        turns = sum(len(tally.turns) for tally in self._tallies.values())
+        return f"<UsageLedger conversations={len(self._tallies)} turns={turns}>"
+
+    def __len__(self) -> int:
+        return len(self._tallies)
 
     def add(self, conversation_id: str, usage: Usage | ApiUsage) -> TurnUsage:
         """Record the next turn of `conversation_id` and return it.
@@ -162,19 +184,28 @@ class UsageLedger:
             usage: our `Usage`, an `anthropic` SDK usage object, or its JSON dict (see `Usage.from_api`).
         """
         counted = usage if isinstance(usage, Usage) else Usage.from_api(usage)
-        turns = self._turns.setdefault(conversation_id, [])
-        turn = TurnUsage(turn=len(turns) + 1, usage=counted)
-        turns.append(turn)
-        self._totals[conversation_id] = self.total(conversation_id) + counted
+        tally = self._tallies.pop(conversation_id, None) or _Tally()
+        self._tallies[conversation_id] = tally
+        tally.counted += 1
+        turn = TurnUsage(turn=tally.counted, usage=counted)
+        tally.turns.append(turn)
+        if self.max_turns is not None:
+            del tally.turns[: -self.max_turns]
+        tally.total = tally.total + counted
+        if self.max_conversations is not None:
+            while len(self._tallies) > self.max_conversations:
+                del self._tallies[next(iter(self._tallies))]
         return turn
 
     def turns(self, conversation_id: str) -> list[TurnUsage]:
-        """The turns recorded for `conversation_id`, first to last."""
-        return list(self._turns.get(conversation_id, ()))
+        """The turns kept for `conversation_id`, first to last."""
+        tally = self._tallies.get(conversation_id)
+        return list(tally.turns) if tally is not None else []
 
     def total(self, conversation_id: str) -> Usage:
         """The sum of the turns recorded for `conversation_id` (zero when there are none)."""
-        return self._totals.get(conversation_id, Usage())
+        tally = self._tallies.get(conversation_id)
+        return tally.total if tally is not None else Usage()
 
 
 # Content parts -------------------------------------------------------------------------------------------------

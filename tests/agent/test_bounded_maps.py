@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from omni_bridge.agent import Bridge, TurnUsage, Usage
-from omni_bridge.agent._ledger import RecentUsageLedger
+from omni_bridge.agent import Bridge, TurnUsage, Usage, UsageLedger
 from omni_bridge.agent._locks import KeyedLocks
 from omni_bridge.config import load_settings
 
@@ -48,7 +47,7 @@ async def test_a_cancelled_waiter_leaves_no_lock_behind() -> None:
 
 
 def test_the_ledger_keeps_the_most_recent_conversations_and_their_totals() -> None:
-    ledger = RecentUsageLedger(max_conversations=3, max_turns=2)
+    ledger = UsageLedger(max_conversations=3, max_turns=2)
     one = Usage(input_tokens=10, output_tokens=1)
     for conversation in ("a", "b", "c", "d"):
         ledger.add(conversation, one)
