@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -153,21 +154,22 @@ async def _hammer(url: str, path: str, *, clients: int, seconds: float) -> tuple
     return len(latencies) / (time.perf_counter() - began), latencies
 
 
-async def bench_polls(settings: Settings, *, clients: int, seconds: float) -> None:
+async def bench_polls(settings: Settings, figures: dict[str, float], *, clients: int, seconds: float) -> None:
     async with _serve_process(settings) as url:
         async with httpx2.AsyncClient(base_url=url, headers=HEADERS, timeout=30) as client:
             response_id = await _finished_response(client)
         print(f"1. GET requests to one worker (its own process), {clients} keep-alive clients, {seconds:g} s each")
-        for name, path in (
-            ("GET /health (baseline: no auth, no store)", "/health"),
-            ("GET /v1/responses/{id} (a finished one)", f"/v1/responses/{response_id}"),
+        for name, key, path in (
+            ("GET /health (baseline: no auth, no store)", "health", "/health"),
+            ("GET /v1/responses/{id} (a finished one)", "finished_response", f"/v1/responses/{response_id}"),
         ):
             rate, latencies = await _hammer(url, path, clients=clients, seconds=seconds)
             p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
             print(f"   {name:<44} {rate:>7,.0f} req/s   p50 {_ms(p50)}, p99 {_ms(p99)}")
+            figures |= {f"{key}_req_per_s": rate, f"{key}_p50_ms": p50 * 1000, f"{key}_p99_ms": p99 * 1000}
 
 
-async def bench_added_latency(settings: Settings, *, answers: int) -> None:
+async def bench_added_latency(settings: Settings, figures: dict[str, float], *, answers: int) -> None:
     # The same kind of store as the service's (SQLite), so only the service's own work differs.
     conversations = SqliteStore(settings.bridge_data_dir / "direct-bridge.db")
     async with conversations, Bridge(settings, store=conversations) as bridge:
@@ -192,19 +194,23 @@ async def bench_added_latency(settings: Settings, *, answers: int) -> None:
         median = statistics.median(values)
         extra = "" if median == base else f"   (+{_ms(median - base)})"
         print(f"   {name:<30} {_ms(median)}{extra}")
+        figures[f"answer_median_ms: {name}"] = median * 1000
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-async def main(clients: int, seconds: float, answers: int) -> None:
+async def main(clients: int, seconds: float, answers: int, *, as_json: bool = False) -> None:
+    figures: dict[str, float] = {}
     sandbox = Sandbox(SandboxConfig(job_step_seconds=0.02))
     fake = FakeAnthropic(responder=tool_then_answer(ToolCall("getData", {"prompt": "revenue by region"})))
     with tempfile.TemporaryDirectory() as tmp, sandbox.run_in_thread() as sandbox_url, fake.run_in_thread() as fake_url:
         settings = _settings(sandbox_url, sandbox.config.org_key, fake_url, Path(tmp))
-        await bench_polls(settings, clients=clients, seconds=seconds)
-        await bench_added_latency(settings, answers=answers)
+        await bench_polls(settings, figures, clients=clients, seconds=seconds)
+        await bench_added_latency(settings, figures, answers=answers)
+    if as_json:
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
@@ -212,5 +218,6 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=16, help="concurrent polling clients (default 16)")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to poll (default 5)")
     parser.add_argument("--answers", type=int, default=15, help="answers timed per way (default 15)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
     args = parser.parse_args()
-    asyncio.run(main(args.clients, args.seconds, args.answers))
+    asyncio.run(main(args.clients, args.seconds, args.answers, as_json=args.json))

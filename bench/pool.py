@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import re
 import statistics
@@ -108,6 +109,7 @@ def raw_client(base: str, user_id: str, mode: str) -> Client:
 
 async def main(args: argparse.Namespace) -> None:
     mode = {"modern": "2026-07-28"}.get(args.protocol, args.protocol)
+    figures: dict[str, float] = {}
     async with sandbox_process() as base, httpx2.AsyncClient(base_url=base) as admin:
         print(f"sandbox {base} (separate process); protocol {args.protocol}; {os.cpu_count()} cores")
         async with OmniRestClient(base, ORG_KEY) as rest:
@@ -133,6 +135,13 @@ async def main(args: argparse.Namespace) -> None:
                     f"  Toolset.call (pool + shaping)         {bridge_median:8.2f} {percentile(bridge_ms, 0.99):8.2f}"
                 )
                 print(f"  overhead of the bridge                {100 * (bridge_median / raw_median - 1):+7.1f} %")
+                figures |= {
+                    "raw_call_median_ms": raw_median,
+                    "raw_call_p99_ms": percentile(raw_ms, 0.99),
+                    "toolset_call_median_ms": bridge_median,
+                    "toolset_call_p99_ms": percentile(bridge_ms, 0.99),
+                    "overhead_median_pct": 100 * (bridge_median / raw_median - 1),
+                }
 
                 # 2. cold open vs warm call
                 cold, warm = [], []
@@ -154,6 +163,11 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  resolve + open + list + first call    {statistics.median(cold):8.2f}")
                 print(f"  warm call                             {statistics.median(warm):8.2f}")
                 print(f"  handshakes during {len(keys)} warm calls         {warm_handshakes:5d}")
+                figures |= {
+                    "cold_open_median_ms": statistics.median(cold),
+                    "warm_call_median_ms": statistics.median(warm),
+                    "warm_handshakes": warm_handshakes,
+                }
 
         # 3. RSS per pooled session
         async with SessionPool(api_key=ORG_KEY, protocol=args.protocol, max_sessions=args.identities) as pool:
@@ -164,6 +178,7 @@ async def main(args: argparse.Namespace) -> None:
                 await pool.call_tool(key, "pickModel", {})
             per_session = (rss_kib() - before_kib) / (len(keys) - 1)
             print(f"\nclient RSS per pooled session ({len(keys)} open)   {per_session:8.1f} KiB")
+            figures["rss_per_session_kib"] = per_session
 
             # 4. throughput: 50 identities x 20 calls
             fifty = keys[:50]
@@ -182,6 +197,9 @@ async def main(args: argparse.Namespace) -> None:
         print("\nthroughput, 50 identities x 20 calls        calls/s")
         print(f"  SessionPool (sessions already open)   {pooled:8.0f}")
         print(f"  raw: 50 clients, each opened for it   {raw_rate:8.0f}")
+        figures |= {"pooled_calls_per_s": pooled, "raw_calls_per_s": raw_rate}
+    if args.json:
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
@@ -189,4 +207,5 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=400, help="latency samples per side (default 400)")
     parser.add_argument("--identities", type=int, default=200, help="sessions open for the RSS figure (default 200)")
     parser.add_argument("--protocol", choices=["auto", "legacy", "modern"], default="auto")
+    parser.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
     asyncio.run(main(parser.parse_args()))
