@@ -84,6 +84,8 @@ ErrorType = Literal[
     "engine_unavailable",
     "unauthorized",
     "forbidden",
+    "profile_write_forbidden",
+    "unknown_user",
     "method_not_allowed",
     "conflict",
     "response_active",
@@ -138,7 +140,7 @@ class WebhookVerificationError(OmniBridgeError):
 class OmniError(OmniBridgeError):
     """Omni, or the sandbox standing in for it, refused or failed a request."""
 
-    error_type = "omni_unavailable"
+    error_type: ClassVar[ErrorType] = "omni_unavailable"
     retryable = True
 
 

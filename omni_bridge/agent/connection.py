@@ -11,6 +11,7 @@ This module imports no LLM SDK, so the proxy and the adapters start without one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from typing import Any, Literal, Self
@@ -30,6 +31,7 @@ from omni_bridge.tools import (
     SessionPool,
     ToolPolicy,
     Toolset,
+    configured_budget,
 )
 from omni_bridge.types import ProtocolMode
 
@@ -81,6 +83,7 @@ class OmniConnection:
         timeout: float = 30.0,
         tool_timeout: float = 120.0,
         max_retries: int = 3,
+        requests_per_minute: float | None = None,
         max_sessions: int = 1000,
         idle_seconds: float = 300.0,
         identity_ttl: float = 300.0,
@@ -102,6 +105,8 @@ class OmniConnection:
             timeout: seconds one REST request, and connecting an MCP session, may take.
             tool_timeout: the deadline of one tool call.
             max_retries: retries of a REST request on 429 and 5xx.
+            requests_per_minute: the API key's budget of REST calls, shared by every client of the key in this
+                process; `None`: Omni's 60, or a generous one on loopback (the sandbox, embedded or served).
             max_sessions: MCP sessions kept open at most (one per user).
             idle_seconds: an MCP session unused this long is closed.
             identity_ttl: how long an end user's resolved Omni id (and a reverse lookup) is reused.
@@ -126,6 +131,7 @@ class OmniConnection:
         self._timeout = timeout
         self._tool_timeout = tool_timeout
         self._max_retries = max_retries
+        self._requests_per_minute = requests_per_minute
         self._max_sessions = max_sessions
         self._idle_seconds = idle_seconds
         self._identity_ttl = identity_ttl
@@ -156,6 +162,7 @@ class OmniConnection:
             "timeout": settings.omni_timeout_seconds,
             "tool_timeout": settings.omni_tool_timeout_seconds,
             "max_retries": settings.omni_max_retries,
+            "requests_per_minute": configured_budget(settings),
             "max_sessions": settings.bridge_max_sessions,
             "idle_seconds": settings.bridge_session_idle_seconds,
             "identity_ttl": settings.bridge_identity_ttl_seconds,
@@ -172,6 +179,10 @@ class OmniConnection:
     def __repr__(self) -> str:
         where = "sandbox" if self._base_url is None else self._base_url
         return f"<OmniConnection {where} {self._state}>"
+
+    def forget_expired(self) -> int:
+        """Drop the expired identities and reverse lookups now (a task does it every so often); how many."""
+        return self._parts.resolver.forget_expired()
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -195,7 +206,13 @@ class OmniConnection:
             assert api_key is not None  # the constructor refuses a base URL without a key
             mcp_url = self._mcp_url if self._mcp_url is not None and sandbox is None else base_url + MCP_PATH
             rest = await stack.enter_async_context(
-                OmniRestClient(base_url, api_key, timeout=self._timeout, max_retries=self._max_retries)
+                OmniRestClient(
+                    base_url,
+                    api_key,
+                    timeout=self._timeout,
+                    max_retries=self._max_retries,
+                    requests_per_minute=self._requests_per_minute,
+                )
             )
             pool = await stack.enter_async_context(
                 SessionPool(
@@ -210,6 +227,8 @@ class OmniConnection:
             server = SANDBOX_SERVER if sandbox is not None else base_url
             # Upsert is decided per call by `resolve` (an EndUser with a profile), never by a resolver default.
             resolver = IdentityResolver(rest, server=server, ttl_seconds=self._identity_ttl, upsert=False)
+            sweeper = asyncio.create_task(_forget_expired(resolver, self._identity_ttl), name="omni-bridge identities")
+            stack.push_async_callback(_stop, sweeper)
         except BaseException:
             await stack.aclose()
             self._state = "closed"
@@ -323,3 +342,17 @@ class OmniConnection:
         identity = user if isinstance(user, OmniIdentity) else await self.resolve(user)
         store = artifacts if artifacts is not None else self.artifacts
         return Toolset(self._parts.pool, self.session_key(identity), artifacts=store, policy=self.policy)
+
+
+async def _forget_expired(resolver: IdentityResolver, ttl: float) -> None:
+    """Sweep the resolver's expired entries every so often, so the memory of users gone idle is given back."""
+    interval = max(1.0, min(ttl, 60.0))
+    while True:
+        await asyncio.sleep(interval)
+        resolver.forget_expired()
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
+from omni_bridge._bounded import BoundedMap
 from omni_bridge.agent.conversation import Conversation
 from omni_bridge.exceptions import IdentityError
 from omni_bridge.tools import ArtifactStore, MemoryArtifactStore
@@ -122,14 +123,18 @@ class _Lifecycle:
 
 
 class MemoryConversationStore(_Lifecycle):
-    """Conversations in a dict: the library default, gone when the process ends.
+    """Conversations in memory: the library default, gone when the process ends.
+
+    Bounded like every map of a long-running bridge: past `max_conversations` the least recently used one is
+    forgotten (a question on it later starts it afresh). Use a durable store to keep them all.
 
     Args:
         artifacts: where artifacts go; a `MemoryArtifactStore` with its default size bound if not given.
+        max_conversations: conversations kept at most.
     """
 
-    def __init__(self, *, artifacts: ArtifactStore | None = None) -> None:
-        self._conversations: dict[str, Conversation] = {}
+    def __init__(self, *, artifacts: ArtifactStore | None = None, max_conversations: int = 10_000) -> None:
+        self._conversations: BoundedMap[str, Conversation] = BoundedMap(max_conversations)
         self._artifacts: ArtifactStore = artifacts if artifacts is not None else MemoryArtifactStore()
         self._last_stamp_us: int | None = None
 
@@ -143,7 +148,7 @@ class MemoryConversationStore(_Lifecycle):
 
     async def create(self, conversation: Conversation) -> None:
         self._check_open()
-        if conversation.id in self._conversations:
+        if self._conversations.get(conversation.id) is not None:
             raise _duplicate(conversation.id)
         self._write(conversation)
 
@@ -172,10 +177,10 @@ class MemoryConversationStore(_Lifecycle):
 
     async def delete(self, conversation_id: str) -> bool:
         self._check_open()
-        return self._conversations.pop(conversation_id, None) is not None
+        return self._conversations.pop(conversation_id) is not None
 
     def _write(self, conversation: Conversation) -> None:
         self._last_stamp_us = _next_stamp_us(self._last_stamp_us)
         stamp = _from_us(self._last_stamp_us)
-        self._conversations[conversation.id] = conversation.model_copy(deep=True, update={"updated_at": stamp})
+        self._conversations.put(conversation.id, conversation.model_copy(deep=True, update={"updated_at": stamp}))
         conversation.updated_at = stamp

@@ -17,13 +17,13 @@ import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from omni_bridge._bounded import BoundedMap
 from omni_bridge.exceptions import IdentityError, OmniBridgeError
 from omni_bridge.tools import OmniRestClient
 
@@ -92,7 +92,6 @@ class _Upsert:
 @dataclass(frozen=True, slots=True)
 class _Entry:
     fingerprint: str
-    expires_at: float
     identity: OmniIdentity | None = None
     error: OmniBridgeError | None = None
 
@@ -117,8 +116,10 @@ class IdentityResolver:
     With `upsert=False` nothing is sent and the fingerprint plays no part.
 
     Successes are kept `ttl_seconds`; failures (not found, Omni refused or unreachable) `failure_ttl_seconds`,
-    then tried again. The cache holds at most `max_entries` users and forgets the least recently used first.
-    External ids are never logged in clear (a short hash stands in).
+    then tried again. The cache holds at most `max_entries` users and forgets the least recently used first;
+    `forget_expired` drops what has expired (the owning connection calls it periodically, so a server that
+    served many users gives the memory back once they are gone). External ids are never logged in clear (a
+    short hash stands in).
 
     `external_id_for` is the reverse lookup (Omni user id → external id), cached in its own bounded map: a found
     user for `ttl_seconds`, an unknown one for `failure_ttl_seconds`; errors reaching Omni are not cached.
@@ -157,16 +158,18 @@ class IdentityResolver:
         self._upsert = upsert
         self._max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: BoundedMap[str, _Entry] = BoundedMap(max_entries, clock=clock)
         self._flights: dict[str, _Flight] = {}
-        self._reverse: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._reverse: BoundedMap[str, tuple[str | None]] = BoundedMap(max_entries, clock=clock)
+        """Omni user id -> (external id, or `None` for a user Omni does not know)."""
         self._hits = 0
         self._lookups = 0
 
     def __repr__(self) -> str:
-        failures = sum(1 for e in self._entries.values() if e.error is not None)
+        live = list(self._entries.values())
+        failures = sum(1 for e in live if e.error is not None)
         return (
-            f"<IdentityResolver cached={len(self._entries) - failures} failures={failures} "
+            f"<IdentityResolver cached={len(live) - failures} failures={failures} "
             f"in_flight={len(self._flights)} hits={self._hits} lookups={self._lookups}>"
         )
 
@@ -227,27 +230,31 @@ class IdentityResolver:
         Raises:
             OmniError: Omni refused the lookup or could not be reached (not cached).
         """
-        now = self._clock()
         cached = self._reverse.get(user_id)
-        if cached is not None and cached[0] > now:
-            self._reverse.move_to_end(user_id)
-            return cached[1]
+        if cached is not None:
+            return cached[0]
         user = await self._rest.get_embed_user(user_id)
         external = user.embed_external_id if user is not None else None
-        self._reverse[user_id] = (self._clock() + (self._ttl if external else self._failure_ttl), external)
-        self._reverse.move_to_end(user_id)
-        while len(self._reverse) > self._max_entries:
-            self._reverse.popitem(last=False)
+        self._reverse.put(user_id, (external,), ttl=self._ttl if external else self._failure_ttl)
         return external
 
     def invalidate(self, external_id: str) -> bool:
         """Forget the cached identity (or failure) of `external_id`; returns whether there was one."""
-        return self._entries.pop(external_id, None) is not None
+        return self._entries.pop(external_id) is not None
 
     def clear(self) -> None:
         """Forget every cached identity, failure and reverse lookup."""
         self._entries.clear()
         self._reverse.clear()
+
+    def forget_expired(self) -> int:
+        """Drop the identities, failures and reverse lookups whose time is up; returns how many."""
+        return self._entries.expire() + self._reverse.expire()
+
+    @property
+    def cached(self) -> int:
+        """Entries held (identities, failures and reverse lookups), expired ones not yet dropped included."""
+        return len(self._entries) + len(self._reverse)
 
     # --- internals -------------------------------------------------------------------------------------
 
@@ -255,10 +262,6 @@ class IdentityResolver:
         entry = self._entries.get(external_id)
         if entry is None or entry.fingerprint != fingerprint:
             return None
-        if entry.expires_at <= self._clock():
-            del self._entries[external_id]
-            return None
-        self._entries.move_to_end(external_id)
         self._hits += 1
         if entry.error is not None:
             raise copy.copy(entry.error)  # a fresh object, so tracebacks do not pile up on the cached one
@@ -286,10 +289,10 @@ class IdentityResolver:
         try:
             identity = await self._lookup(external_id, upsert)
         except OmniBridgeError as exc:
-            self._store(external_id, _Entry(fingerprint, self._clock() + self._failure_ttl, error=exc))
+            self._entries.put(external_id, _Entry(fingerprint, error=exc), ttl=self._failure_ttl)
             raise
         else:
-            self._store(external_id, _Entry(fingerprint, self._clock() + self._ttl, identity=identity))
+            self._entries.put(external_id, _Entry(fingerprint, identity=identity), ttl=self._ttl)
             return identity
         finally:
             # Leave before any waiter wakes up, so that a waiter with other attributes finds the way clear.
@@ -323,9 +326,3 @@ class IdentityResolver:
         return OmniIdentity(
             external_id=external_id, user_id=user.id, server=self._server, display_name=user.display_name
         )
-
-    def _store(self, external_id: str, entry: _Entry) -> None:
-        self._entries[external_id] = entry
-        self._entries.move_to_end(external_id)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)

@@ -8,9 +8,10 @@ omni-bridge mcp-proxy [--transport stdio|http] [--user] an MCP server in front o
 omni-bridge sandbox [--host 127.0.0.1] [--port 8765]   run the local Omni look-alike
 omni-bridge doctor [--sandbox] [--user alice]          show the effective settings and check Omni answers
 omni-bridge demo [--user alice --user bob]              ask sample questions as several users (sandbox)
+omni-bridge prune [--days N] [--dry-run] [--store URL]  delete records older than the retention period
 ```
 
-One module per command (`chat`, `ask`, `serve`, `mcp_proxy`, `sandbox`, `doctor`, `demo`), each registering
+One module per command (`chat`, `ask`, `serve`, `mcp_proxy`, `sandbox`, `doctor`, `demo`, `prune`), each registering
 its parser (`add_command`) and running it (`run`, returning an exit code); what they share is in `options`,
 and the console agent behind `chat` and `ask` in `console`. A command module imports its heavy parts (the
 agent, MCP, the sandbox, uvicorn) only when it runs, so `--help` and `--version` start at once.
@@ -29,13 +30,13 @@ import sys
 from collections.abc import Sequence
 
 from omni_bridge import __version__
-from omni_bridge.cli import ask, chat, demo, doctor, mcp_proxy, sandbox, serve
+from omni_bridge.cli import ask, chat, demo, doctor, mcp_proxy, prune, sandbox, serve
 from omni_bridge.cli.options import Parser
 from omni_bridge.exceptions import ConfigError, IdentityError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (chat, ask, sandbox, doctor, demo, serve, mcp_proxy)
+_COMMANDS = (chat, ask, sandbox, doctor, demo, serve, mcp_proxy, prune)
 """The command modules, in the order `--help` lists them."""
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -1,9 +1,14 @@
-"""`omni-bridge doctor`: print the effective settings, then check Omni's REST API and, for a named user, MCP.
+"""`omni-bridge doctor`: print the effective settings and each tenant's mode at Omni, then check Omni's REST API
+and, for a named user, MCP.
 
 The checks go through `OmniConnection`, as every command does: the configured Omni (or the sandbox it starts),
 its REST client, identity resolver and session pool. Omni's tools are listed for one end user, never for the
 key's owner, so MCP is checked only for a user named with `--user`; without one, that check is skipped and
 the command says how to run it. Nothing is retried: the doctor reports what it sees at once.
+
+Each service key's tenant is listed with how its end users map to Omni (`BRIDGE_TENANTS`: its own namespace,
+one shared with another tenant, or plain external ids) and whether it may upsert profiles; the keys themselves
+are never printed. A tenant policy `serve` would refuse fails the doctor too.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
-from omni_bridge.exceptions import IdentityError, OmniError, OmniHTTPError
+from omni_bridge.exceptions import ConfigError, IdentityError, OmniError, OmniHTTPError
 
 if TYPE_CHECKING:
     from omni_bridge.agent import OmniConnection
@@ -40,7 +45,8 @@ def add_command(commands: Commands) -> None:
     doctor.add_argument(
         "--user",
         metavar="EXTERNAL_ID",
-        help="check MCP as this end user (their external id, resolved through Omni like in chat and ask)",
+        help="check MCP as this end user (their Omni external id as is, e.g. acme/cust-42 for a namespaced "
+        "tenant's user; resolved through Omni like in chat and ask)",
     )
     doctor.set_defaults(handler=run)
 
@@ -60,6 +66,8 @@ async def _doctor(settings: Settings, *, sandbox: bool, user: str | None) -> int
         print(f"  {name:<28} {value}")
     print(f"  {'(engine that answers)':<28} {settings.effective_engine()}")
     print()
+    tenants_ok = _tenants(settings)
+    print()
     async with OmniConnection.from_settings(settings, sandbox=sandbox, max_retries=0) as omni:
         where = "embedded sandbox " + omni.base_url if omni.sandbox else omni.base_url
         print(f"Checking Omni at {where}")
@@ -70,8 +78,26 @@ async def _doctor(settings: Settings, *, sandbox: bool, user: str | None) -> int
             _skipped_mcp(omni, sandbox=sandbox)
         else:
             ok = await _check_user(omni, user) and ok
+    ok = ok and tenants_ok
     print("All checks passed." if ok else "Some checks failed.")
     return 0 if ok else 1
+
+
+def _tenants(settings: Settings) -> bool:
+    """Print each tenant's mode at Omni (never a key); False when the keys or `BRIDGE_TENANTS` would be refused."""
+    from omni_bridge.server import TenantPolicy
+
+    print("Tenants (service keys hidden): how each one's end users map to Omni users")
+    if settings.bridge_service_keys is None:
+        print("  (no BRIDGE_SERVICE_KEYS: `serve` makes a development key where it may, for this one tenant)")
+    try:
+        policy = TenantPolicy.from_settings(settings)
+    except ConfigError as exc:
+        print(f"  ✗ {exc}")
+        return False
+    for mode in policy.modes:
+        print(f"  · {mode.describe()}")
+    return True
 
 
 async def _check_rest(omni: OmniConnection) -> bool | None:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     omni_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of one REST call to Omni.")
     omni_tool_timeout_seconds: float = Field(default=120.0, gt=0, description="Deadline of one MCP tool call.")
     omni_max_retries: int = Field(default=3, ge=0, le=10, description="Retries of a REST call on 429 and 5xx.")
+    omni_rest_requests_per_minute: float = Field(
+        default=60.0,
+        gt=0,
+        description="REST calls to Omni per minute per API key at most (Omni allows 60); calls beyond wait their turn.",
+    )
 
     # --- Anthropic --------------------------------------------------------------------------------
     anthropic_api_key: SecretStr | None = Field(default=None, description="Claude API key; unset: the omni engine.")
@@ -90,6 +95,11 @@ class Settings(BaseSettings):
         default=None,
         description="HTTP service keys as name:key pairs, comma-separated (the name is the tenant); secret.",
     )
+    bridge_tenants: str | None = Field(
+        default=None,
+        description="How each tenant's end users map to Omni: tenant:own|shared=<tenant>|plain[:upsert|lookup], "
+        "comma-separated (default: own namespace when several tenants, plain ids for one; upsert).",
+    )
     bridge_store_url: str | None = Field(
         default=None,
         description="Service store: a SQLite path or postgresql://… URL (default: SQLite in BRIDGE_DATA_DIR).",
@@ -103,6 +113,17 @@ class Settings(BaseSettings):
     )
     bridge_identity_ttl_seconds: float = Field(
         default=300.0, gt=0, description="How long an end user's resolved Omni id is reused."
+    )
+    bridge_max_runs_per_user: int = Field(
+        default=4, ge=1, description="Answers in flight for one end user at most; beyond: 429 with Retry-After."
+    )
+    bridge_max_runs_per_tenant: int = Field(
+        default=64, ge=1, description="Answers in flight for one tenant (service key) at most; beyond: 429."
+    )
+    bridge_retention_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="Threads, messages, responses, artifacts, conversations older than this are deleted; 0: keep.",
     )
 
     @field_validator("omni_model_id")

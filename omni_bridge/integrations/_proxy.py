@@ -17,6 +17,10 @@ What passes through, faithfully:
 - cancellation: a cancelled request cancels the forwarded call, and Omni is told (the SDK sends the cancel);
 - progress: when the client asks for progress, Omni's progress notifications are relayed to it.
 
+What never passes through: arguments that name an identity (`userId`, `X-MCP-User-ID`, ... at any depth; the rule
+is `omni_bridge.tools.strip_identity_arguments`). The request's end user is the acting user, so they are removed
+before the call is forwarded, and a text block appended to the result names them for the client's model.
+
 With `shape_results=True` the proxy is no longer transparent: every result is cut to the token budget for an
 LLM (a CSV preview plus a note), the full result is kept, and a bridge-local `read_result` tool pages through it.
 Output schemas are then dropped from the list, since shaped results carry no structured content.
@@ -45,6 +49,7 @@ from omni_bridge.tools import (
     SessionKey,
     read_result,
     shape_result,
+    strip_identity_arguments,
 )
 
 __all__ = ["McpProxy", "SessionKeyOf"]
@@ -156,20 +161,27 @@ class McpProxy:
         if not self.policy.offers(name, key):
             # Refused here, without reaching Omni, in the shape an MCP server gives an unknown tool.
             return _error_result(f"Unknown tool: {name}")
+        stripped = strip_identity_arguments(arguments)
         try:
-            result = await self.connection.pool.call_tool(key, name, arguments, progress_callback=progress)
+            result = await self.connection.pool.call_tool(key, name, stripped.arguments, progress_callback=progress)
         except McpError as exc:
             raise _as_mcp_error(exc, name) from exc
-        if not self.shape_results:
-            return result
-        shaped = await shape_result(
-            result,
-            tool=name,
-            owner=key.user_id,
-            budget_tokens=self.policy.budget_tokens,
-            artifacts=self.connection.artifacts,
-        )
-        return types.CallToolResult(content=[_mcp_block(block) for block in shaped.content], is_error=shaped.is_error)
+        if self.shape_results:
+            shaped = await shape_result(
+                result,
+                tool=name,
+                owner=key.user_id,
+                budget_tokens=self.policy.budget_tokens,
+                artifacts=self.connection.artifacts,
+            )
+            result = types.CallToolResult(
+                content=[_mcp_block(block) for block in shaped.content], is_error=shaped.is_error
+            )
+        if stripped.note is not None:
+            log.info("tool %s for %r: removed identity arguments %s", name, key, ", ".join(stripped.removed))
+            note = types.TextContent(type="text", text=stripped.note)
+            result = result.model_copy(update={"content": [*result.content, note]})
+        return result
 
     async def _read_result(self, key: SessionKey, arguments: dict[str, Any]) -> types.CallToolResult:
         try:

@@ -3,14 +3,16 @@
 Faults are plain mutable settings read on every request, so a test can change them while the sandbox runs
 (from Python, or with `POST /sandbox/faults`). Counters are what the bridge's tests assert on: how many MCP
 sessions were opened for whom, how many lookups reached the server, which tool calls were cancelled, how
-many tool calls ran at the same time.
+many tool calls ran at the same time, and the arguments the latest tool calls arrived with (so a test can show
+what a client let through to "Omni").
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -82,6 +84,8 @@ class Stats:
         self.sessions_opened: Counter[str] = Counter()
         self.tool_calls: Counter[tuple[str, str]] = Counter()
         self.cancelled_tool_calls: list[tuple[str, str]] = []
+        self.tool_arguments: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=1000)
+        """`(user id, tool, arguments)` of the latest tool calls, as they arrived (before validation)."""
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -93,6 +97,10 @@ class Stats:
         with self._lock:
             self.sessions_opened[user_id] += 1
             self.counts["mcp.sessions"] += 1
+
+    def arguments_received(self, user_id: str, tool: str, arguments: dict[str, Any]) -> None:
+        with self._lock:
+            self.tool_arguments.append((user_id, tool, copy.deepcopy(arguments)))
 
     def tool_started(self, user_id: str, tool: str) -> None:
         with self._lock:
@@ -112,6 +120,7 @@ class Stats:
             self.sessions_opened.clear()
             self.tool_calls.clear()
             self.cancelled_tool_calls.clear()
+            self.tool_arguments.clear()
             self.max_in_flight = self.in_flight
 
     def snapshot(self) -> dict[str, Any]:

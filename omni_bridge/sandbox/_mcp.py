@@ -164,6 +164,7 @@ class McpTools:
     ) -> types.CallToolResult:
         caller = self._caller_of(ctx)
         name = params.name
+        self._stats.arguments_received(caller.user.id, name, params.arguments or {})
         if name not in self.enabled_tools():
             return _error(404, f"Unknown tool: {name}")
         args_model, _ = _DESCRIPTIONS[name]

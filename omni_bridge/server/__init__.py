@@ -33,11 +33,14 @@ if TYPE_CHECKING:
     from omni_bridge.server._envelope import ApiError
     from omni_bridge.server._runner import ResponseRunner
     from omni_bridge.server._service import Service
+    from omni_bridge.server._tenants import TenantMode, TenantPolicy
 
 _LAZY = {
     "ApiError": "omni_bridge.server._envelope",
     "ResponseRunner": "omni_bridge.server._runner",
     "Service": "omni_bridge.server._service",
+    "TenantMode": "omni_bridge.server._tenants",
+    "TenantPolicy": "omni_bridge.server._tenants",
     "check_service_key": "omni_bridge.server._auth",
     "create_app": "omni_bridge.server._app",
     "parse_service_keys": "omni_bridge.server._auth",
@@ -58,6 +61,8 @@ __all__ = [
     "Service",
     "ServiceStore",
     "StoredEvent",
+    "TenantMode",
+    "TenantPolicy",
     "ThreadRecord",
     "check_service_key",
     "create_app",

@@ -3,7 +3,8 @@
 Service keys come from `BRIDGE_SERVICE_KEYS` as `name:key` pairs; the name is the tenant, so two backends
 sharing a service never see each other's threads. A presented key is compared with every configured key in
 constant time (`hmac.compare_digest`), and all of them are always compared, so timing tells nothing about
-which key came close. The end user is the `X-Bridge-User` header: the backend's own id for its user.
+which key came close. The end user is the `X-Bridge-User` header: the backend's own id for its user, which
+`_tenants` maps to the Omni user it acts as (a namespace per tenant, unless configured otherwise).
 
 With no keys configured the service may still run for development, but only where nobody else can reach
 it (listening on loopback) or where there is nothing to protect (the embedded sandbox): it then makes a

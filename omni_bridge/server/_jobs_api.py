@@ -7,7 +7,9 @@ on a thread that is the job's conversation, run by the service's runner with whi
 uses, so the thread API, the event stream and the web page see jobs too.
 
 The end user is named as Omni names it, `?userId=<Omni user id>` (looked up to the embed user's external id,
-cached), or with the bridge's own `X-Bridge-User: <external id>`. Creating a job needs one. Status, result and
+cached, which must lie in the key's namespace: another tenant's user is not found, see `_tenants`), or with the
+bridge's own `X-Bridge-User: <the backend's id for its user>`. Creating a job needs one, known to Omni before
+anything is stored. Status, result and
 cancel also work by job id alone, as an Omni organization key reads any job of its organization: the service
 key reads any job of its tenant. Jobs of another tenant, or of another user than the one named, are not found
 (404). `modelId` must be a shared model Omni lists (asked once, kept a while), as at Omni.
@@ -27,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from omni_bridge._json_body import InvalidJson, load_json
+from omni_bridge.agent import EndUser
 from omni_bridge.agent.events import TextPart
 from omni_bridge.exceptions import ErrorType, IdentityError, OmniError, OmniHTTPError
 from omni_bridge.server._auth import USER_HEADER, user_from_request
@@ -50,6 +53,7 @@ from omni_bridge.server._jobs_models import (
     validation_detail,
 )
 from omni_bridge.server._openapi import ApiRoute, Operation, Param
+from omni_bridge.server._tenants import acting_user
 from omni_bridge.server._webhook_sender import JobWebhooks, WebhookSender, WebhookUrlError, WebhookUrlPolicy
 from omni_bridge.stores import MessageRecord, Owner, ResponseRecord, ThreadRecord, WebhookTarget
 
@@ -75,6 +79,18 @@ _KINDS: dict[int, ErrorType] = {
 def _error(status: int, detail: str) -> ApiError:
     """An error the app answers in Omni's shape under `/api/`: `{"detail": detail, "status": status}`."""
     return ApiError(status, _KINDS.get(status, "omni_unavailable" if status == 502 else "error"), detail)
+
+
+class _ForeignUser(Exception):
+    """The Omni user a request names belongs to another tenant's namespace: for this key, no such user."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(user_id)
+        self.user_id = user_id
+
+
+_NO_ONE: tuple[Owner, str | None] = (Owner(tenant="", user=""), None)
+"""What `_job` names when the request named another tenant's user: an owner of no job."""
 
 
 class _Models:
@@ -173,21 +189,34 @@ class JobsApi:
             raise _error(502, "Omni could not be reached to look up the user") from None
         if external is None:
             raise _error(404, f"User {user_id} not found")
-        if header is not None and header != external:
+        user = self.service.tenants.user_of(tenant, external)
+        if user is None:
+            raise _ForeignUser(user_id)  # another tenant's end user: not one this key may act for
+        if header is not None and header != user:
             raise _error(400, f"Bad Request: userId and {USER_HEADER} name different users")
-        return Owner(tenant=tenant, user=external), user_id
+        return Owner(tenant=tenant, user=user), user_id
 
     async def _owner(self, request: Request) -> tuple[str, Owner, str | None]:
         """(tenant, owner, Omni user id if the request named one) of a request that must name its end user."""
         tenant = self._tenant(request)
-        named = await self._named(request, tenant)
+        try:
+            named = await self._named(request, tenant)
+        except _ForeignUser as foreign:
+            raise _error(404, f"User {foreign.user_id} not found") from None
         if named is None:
             raise _error(400, f"Bad Request: name the end user with ?userId=<Omni user id> or the {USER_HEADER} header")
         return tenant, *named
 
-    async def _omni_user_id(self, owner: Owner) -> str:
+    def _end_user(self, owner: Owner) -> EndUser:
+        """The end user at Omni of the tenant's `owner` (its namespaced external id)."""
         try:
-            identity = await self.service.bridge.resolve(owner.user)
+            return acting_user(self.service.tenants, owner)
+        except ApiError as exc:
+            raise _error(exc.status, f"Bad Request: {exc.message}") from None
+
+    async def _omni_user_id(self, owner: Owner, user: EndUser) -> str:
+        try:
+            identity = await self.service.bridge.resolve(user)
         except IdentityError:
             raise _error(404, f"User not found: Omni has no embed user with external id {owner.user!r}") from None
         except OmniError:
@@ -197,7 +226,10 @@ class JobsApi:
     async def _job(self, request: Request) -> tuple[str, Owner, ResponseRecord, JobFacts]:
         """The job the path names: the named user's, or, when no user is named, any of the tenant's."""
         tenant = self._tenant(request)
-        named = await self._named(request, tenant)
+        try:
+            named = await self._named(request, tenant)
+        except _ForeignUser:
+            named = _NO_ONE  # another tenant's user owns no job of this tenant
         job_id = request.path_params["job_id"]
         try:
             uuid.UUID(job_id)
@@ -205,7 +237,7 @@ class JobsApi:
             raise _error(400, f"Bad Request: jobId must be a UUID, got {job_id[:64]!r}") from None
         store = self.service.store
         owner = named[0] if named is not None else await store.response_owner(tenant, job_id)
-        record = await store.get_response(owner, job_id) if owner is not None else None
+        record = await store.get_response(owner, job_id) if owner is not None and named is not _NO_ONE else None
         thread = await store.get_thread(record.owner, record.thread_id) if record is not None else None
         facts = JobFacts.of(thread) if thread is not None else None
         if record is None or record.origin != "job" or facts is None:
@@ -235,6 +267,9 @@ class JobsApi:
             )
         store = self.service.store
         engine = self.service.engine_for(None)
+        end_user = self._end_user(owner)
+        if user_id is None:  # named by its external id: Omni must know the user before anything is stored
+            user_id = await self._omni_user_id(owner, end_user)
         conversation_id = str(body.conversationId or uuid.uuid4())
         thread = await store.get_thread(owner, conversation_id) if body.conversationId else None
         facts = JobFacts.of(thread) if thread is not None else None
@@ -251,9 +286,10 @@ class JobsApi:
             lease_expires_at=self.service.start_deadline(),
         )
         message = message.model_copy(update={"response_id": job.id})
+        created: ThreadRecord | None = None
         if facts is None:
             facts = JobFacts(
-                user_id=user_id or await self._omni_user_id(owner),
+                user_id=user_id,
                 model_id=str(body.modelId),
                 topic_name=body.topicName,
                 branch_id=str(body.branchId) if body.branchId else None,
@@ -266,12 +302,14 @@ class JobsApi:
                 engine=engine,
                 metadata={FACTS_KEY: facts.model_dump(mode="json")},
             )
-            accepted = await self._create(created, message, job)
-        else:
-            accepted = await store.create_job(None, message, job)
+        async with self.service.admission.admit(owner):  # 429 beyond the caps, before anything is stored
+            if created is not None:
+                accepted = await self._create(created, message, job)
+            else:
+                accepted = await store.create_job(None, message, job)
         if not accepted:
             raise _error(409, "An active job already exists for this conversation")
-        self.service.runner.start(job, engine=engine)
+        self.service.runner.start(job, user=end_user, engine=engine)
         log.debug("job %s started for tenant %s", job.id, tenant)
         created_body = JobCreated(jobId=job.id, conversationId=conversation_id, omniChatUrl=facts.chat_url)
         return JSONResponse(created_body.body(), status_code=201)
@@ -362,7 +400,7 @@ def _operation(
         body=CreateJobBody if create else None,
         status=status,
         data=answer,
-        errors=(404, 409, 502) if create else (404, 502),
+        errors=(404, 409, 429, 502) if create else (404, 502),
         envelope=False,
         error_body=OmniErrorBody,
     )

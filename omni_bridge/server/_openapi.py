@@ -31,7 +31,8 @@ _REASONS = {
     413: "The body is larger than the service accepts.",
     415: "The body is not sent as `application/json`.",
     422: "The request cannot be processed as it stands.",
-    429: "Too many requests.",
+    429: "Too many answers in flight for this end user or tenant (`BRIDGE_MAX_RUNS_PER_USER`, "
+    "`BRIDGE_MAX_RUNS_PER_TENANT`); nothing was stored. Ask again after `Retry-After` seconds.",
     500: "The service failed; the error is in its log.",
     503: "The service is shutting down or not ready.",
 }

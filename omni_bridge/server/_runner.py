@@ -10,6 +10,24 @@ the assistant message built from the `FinalMessage`. Beside it, two helper tasks
   (`cancel_requested`), waking early through `wait_for_change`; a lost lease stops the run without writing
   anything more (the reaper of another worker has ended it as `worker_lost`).
 
+No run outlives its lease, and no lease outlives its run, however a cancel is delivered. A cancel can be lost
+on its way in (on Python 3.11 `asyncio.wait_for`, which psycopg_pool waits with, returns normally when a cancel
+lands as its wait completes; see `_tasks`), so the end of a run is a fact, not only a cancel:
+
+- `_Run.ended` is set first when the engine's part is over; the watcher waits on it beside `wait_for_change`
+  and looks at it after every await, so it returns on its own even when the cancel sent to it is lost, and
+  whatever it read after the end (a lease released by `finish`) is not taken for news;
+- stopping a helper is bounded (`stop_task`: cancel, wait a moment, cancel again, log, go on), for the
+  watcher, the writer and `aclose` alike, and `finish` waits on no helper: the writer's last flush gets
+  `_WRITER_GRACE_SECONDS`; a writer slower than that is stopped and the run writes the events still queued
+  itself, with one `append` just before `finish` (the writer drops a batch from the queue only once it is
+  written, so a stopped writer leaves nothing behind; a writer that will not even stop is left to finish its
+  batch, and the run writes nothing more then: it finishes with the message, whose parts hold the answer);
+- a heartbeat that comes late, after `finish`, finds the response ended and renews nothing: both stores renew
+  only a lease that is `running` under this worker, checked in the transaction that writes it;
+- a stop asked while the engine runs decides the outcome even when the cancel sent to the run task is lost
+  and the engine answers in full: the run ends `canceled` (or shut down) as if the cancel had arrived then.
+
 Cancelling a run cancels its task: the Bridge then cancels the LLM stream and the MCP calls in flight. A
 canceled (or shut down) run still writes a message with what it had produced, outcome `canceled`.
 
@@ -25,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -41,6 +59,7 @@ from omni_bridge.agent.events import (
 )
 from omni_bridge.exceptions import OmniBridgeError
 from omni_bridge.server._progress import PartsSoFar, progress_line
+from omni_bridge.server._tasks import stop_task, until_set
 from omni_bridge.stores import (
     MessageRecord,
     ResponseError,
@@ -69,6 +88,10 @@ _LOOK_SECONDS = 1.0
 """The longest a run goes without looking for a cancel asked on another worker."""
 _PACE_SECONDS = 0.1
 """The shortest time between two looks (a run's own writes wake its watcher too)."""
+_STOP_GRACE_SECONDS = 1.0
+"""How long a helper task (or, at shutdown, a run) gets after each of the two cancels that stop it."""
+_WRITER_GRACE_SECONDS = 5.0
+"""How long a run waits for its writer's last flush before it stops the writer and writes the rest itself."""
 
 
 @dataclass
@@ -89,6 +112,10 @@ class _Run:
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the run has all its events: the writer writes what is left at once, then ends."""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set first when the engine's part of the run is over, however it ended: the watcher stops on it."""
+    writer_released: bool = False
+    """Set when the run stopped waiting for its writer: a writer still going writes nothing more."""
     conversation: Conversation | None = None
     """The conversation as the engine last saved it: written with the next events, and by `finish`."""
     conversation_changed: bool = False
@@ -121,6 +148,8 @@ class ResponseRunner:
         self.flush_seconds = flush_seconds
         self._runs: dict[str, _Run] = {}
         self._hook_tasks: set[asyncio.Task[None]] = set()
+        self._helpers: set[asyncio.Task[None]] = set()
+        """The runs' writers and watchers, kept until they end (one left behind by a bounded stop included)."""
         self._finished_hooks: list[FinishedHook] = []
         self._progress_hooks: list[ProgressHook] = []
         self._closed = False
@@ -188,19 +217,23 @@ class ResponseRunner:
             await asyncio.wait([run.task])
 
     async def aclose(self, *, grace_seconds: float = 10.0) -> None:
-        """Stop every run (each ends `canceled` with a `worker_shutdown` error) and wait for them and the hooks."""
+        """Stop every run (each ends `canceled` with a `worker_shutdown` error) and wait for them and the hooks.
+
+        Bounded: runs and hooks get `grace_seconds`, then each is stopped with two cancels (`stop_task`) and
+        one that still goes on is logged and left behind; the writers and watchers left likewise.
+        """
         self._closed = True
-        tasks = [run.task for run in self._runs.values() if run.task is not None]
-        for run in list(self._runs.values()):
+        runs = list(self._runs.values())
+        for run in runs:
             self._stop(run, "shutdown")
+        tasks = {run.response.id: run.task for run in runs if run.task is not None}
         if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
+            await asyncio.wait(tasks.values(), timeout=grace_seconds)
+            await _stop_all({f"the run of response {id_}": task for id_, task in tasks.items()})
+        await _stop_all({task.get_name(): task for task in self._helpers})
         if self._hook_tasks:
-            _done, late = await asyncio.wait(self._hook_tasks, timeout=grace_seconds)
-            for task in late:
-                task.cancel()
+            await asyncio.wait(self._hook_tasks, timeout=grace_seconds)
+            await _stop_all({f"hook task {task.get_name()}": task for task in self._hook_tasks})
 
     def notify_finished(self, response: ResponseRecord) -> None:
         """Hand an ended response to the `on_finished` hooks (in the background)."""
@@ -235,14 +268,20 @@ class ResponseRunner:
             log.debug("response %s was not claimable (canceled or taken)", response.id)
             return
         run.response = claimed
-        writer = asyncio.create_task(self._write(run), name=f"writer {response.id}")
-        watcher = asyncio.create_task(self._watch(run), name=f"watcher {response.id}")
+        writer = self._helper(self._write(run), f"writer {response.id}")
+        watcher = self._helper(self._watch(run), f"watcher {response.id}")
         final: AssistantMessage | None = None
         error: ResponseError | None = None
         try:
             if run.stop_reason is None:
                 run.asking = True
                 final, error = await self._ask(run)
+                if _stop_reason(run) is not None:
+                    # Stopped while the engine ran, yet it answered in full: the cancel sent to this task was
+                    # lost on its way (see `_tasks`). The stop decides, as if the cancel had come now.
+                    log.warning("response %s: a stop (%s) did not reach the engine", response.id, run.stop_reason)
+                    _forget_lost_cancel()
+                    final, error = None, None
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -256,11 +295,11 @@ class ResponseRunner:
             error = ResponseError(type="internal_error", message="The service failed while answering; ask again.")
         finally:
             run.asking = False
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            run.ended.set()
+        await stop_task(watcher, grace=_STOP_GRACE_SECONDS, name=f"the lease watcher of response {response.id}")
         if run.stop_reason == "lease_lost":
-            writer.cancel()
+            run.writer_released = True
+            await stop_task(writer, grace=_STOP_GRACE_SECONDS, name=f"the writer of response {response.id}")
             log.warning("response %s: this worker lost its lease; the run stopped", response.id)
             return
         if final is None:
@@ -271,7 +310,7 @@ class ResponseRunner:
                 error = SHUTDOWN
         run.closing.set()
         run.dirty.set()
-        await writer
+        await self._last_writes(run, writer)
         if _lease_lost(run):
             return
         message = MessageRecord(
@@ -294,6 +333,24 @@ class ResponseRunner:
         ended = await self._store.get_response(response.owner, response.id)
         if ended is not None:
             self.notify_finished(ended)
+
+    async def _last_writes(self, run: _Run, writer: asyncio.Task[None]) -> None:
+        """Have the queued events written before `finish`, waiting for the writer `_WRITER_GRACE_SECONDS` at most.
+
+        Raises:
+            Exception: the writer's own failure (a store error): the run breaks off, as a write of its own would.
+        """
+        await asyncio.wait([writer], timeout=_WRITER_GRACE_SECONDS)
+        if writer.done():
+            writer.result()
+            return
+        response_id = run.response.id
+        log.warning("response %s: the last write of events is slow; the run writes them itself", response_id)
+        run.writer_released = True
+        if not await stop_task(writer, grace=_STOP_GRACE_SECONDS, name=f"the writer of response {response_id}"):
+            return  # its batch may still be written: writing more now could put events out of order
+        if not await self._flush(run):
+            self._stop(run, "lease_lost")
 
     async def _ask(self, run: _Run) -> tuple[AssistantMessage | None, ResponseError | None]:
         response = run.response
@@ -354,27 +411,51 @@ class ResponseRunner:
         while True:
             await run.dirty.wait()
             run.dirty.clear()
-            if run.pending or run.parts_changed or run.progress_changed or run.conversation_changed:
-                events, run.pending = run.pending, []
-                parts = run.parts.build() if run.parts_changed else None
-                progress = run.progress if run.progress_changed else None
-                conversation = run.conversation if run.conversation_changed else None
-                run.parts_changed = run.progress_changed = run.conversation_changed = False
-                written = await self._store.append(
-                    run.response.id, self.worker_id, events, parts=parts, progress=progress, conversation=conversation
-                )
-                if not written:
-                    self._stop(run, "lease_lost")
-                    return
-                if progress is not None:
-                    for hook in self._progress_hooks:
-                        self._spawn_hook(hook(run.response, progress), run.response.id)
+            written = await self._flush(run)
+            if run.writer_released:
+                return  # the run has stopped waiting for this writer and writes what is left itself
+            if not written:
+                self._stop(run, "lease_lost")
+                return
             if run.closing.is_set() and not run.pending:
                 return
             # Pace the writes (deltas arrive many per second), but not past the end of the run.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.flush_seconds):
                     await run.closing.wait()
+
+    async def _flush(self, run: _Run) -> bool:
+        """Write what is queued (events, and the parts, progress and conversation that changed), one `append`.
+
+        Events leave the queue only once written, and a change not known to be written is marked changed
+        again, so a flush cut off by a cancel (its transaction rolled back) leaves everything for the next one.
+
+        Returns:
+            False when this worker no longer holds the lease (nothing was written).
+        """
+        if not (run.pending or run.parts_changed or run.progress_changed or run.conversation_changed):
+            return True
+        events = list(run.pending)
+        parts = run.parts.build() if run.parts_changed else None
+        progress = run.progress if run.progress_changed else None
+        conversation = run.conversation if run.conversation_changed else None
+        run.parts_changed = run.progress_changed = run.conversation_changed = False
+        try:
+            written = await self._store.append(
+                run.response.id, self.worker_id, events, parts=parts, progress=progress, conversation=conversation
+            )
+        except BaseException:
+            run.parts_changed |= parts is not None
+            run.progress_changed |= progress is not None
+            run.conversation_changed |= conversation is not None
+            raise
+        if not written:
+            return False
+        del run.pending[: len(events)]
+        if progress is not None:
+            for hook in self._progress_hooks:
+                self._spawn_hook(hook(run.response, progress), run.response.id)
+        return True
 
     async def _watch(self, run: _Run) -> None:
         """Renew the lease every lease/3; stop the run on a cancel request or a lost lease."""
@@ -388,23 +469,40 @@ class ResponseRunner:
         interval = self.lease_seconds / 3
         next_beat = loop.time() + interval
         response = run.response
-        while True:
+        ended = run.ended
+        # `ended` is looked at after every await: a cancel sent to this task may be lost (see `_tasks`).
+        while not ended.is_set():
             # A change made between the last look and the start of this wait does not wake it: the wait is
             # capped, so such a cancel is seen within `_LOOK_SECONDS` anyway.
-            await self._store.wait_for_change(response.id, min(max(next_beat - loop.time(), 0.0), _LOOK_SECONDS))
+            wait = min(max(next_beat - loop.time(), 0.0), _LOOK_SECONDS)
+            if await until_set(self._store.wait_for_change(response.id, wait), ended):
+                return
             # Our own writes wake the wait too: look no more often than this (what changed meanwhile is seen).
-            await asyncio.sleep(min(_PACE_SECONDS, interval))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(_PACE_SECONDS, interval)):
+                    await ended.wait()
+            if ended.is_set():
+                return
             if loop.time() >= next_beat:
                 current = await self._store.heartbeat(response.id, self.worker_id, self._lease_until())
                 next_beat = loop.time() + interval
             else:
                 current = await self._store.get_response(response.owner, response.id)
+            if ended.is_set():
+                return  # what a look after the end finds (the lease released by `finish`) is no news
             if current is None or current.status != "running" or current.worker != self.worker_id:
                 self._stop(run, "lease_lost")
                 return
             if current.cancel_requested:
                 self._stop(run, "canceled")
                 return
+
+    def _helper(self, work: Coroutine[object, object, None], name: str) -> asyncio.Task[None]:
+        """Start a run's writer or watcher, kept in `_helpers` until it ends."""
+        task = asyncio.create_task(work, name=name)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+        return task
 
     def _spawn_hook(self, call: Awaitable[None], response_id: str) -> None:
         async def guarded() -> None:
@@ -418,6 +516,24 @@ class ResponseRunner:
         task.add_done_callback(self._hook_tasks.discard)
 
 
+def _stop_reason(run: _Run) -> StopCause | None:
+    """Why the run was told to stop, if it was (it may change while the run awaits)."""
+    return run.stop_reason
+
+
 def _lease_lost(run: _Run) -> bool:
     """Whether the run's lease was found lost (it may change while the run awaits)."""
     return run.stop_reason == "lease_lost"
+
+
+def _forget_lost_cancel() -> None:
+    """Take back a cancel this task was sent but never received, so it does not count against later waits."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
+
+
+async def _stop_all(tasks: dict[str, asyncio.Task[None]]) -> None:
+    """`stop_task` for each of `tasks` (named by the keys), all at once."""
+    if tasks:
+        await asyncio.gather(*(stop_task(task, grace=_STOP_GRACE_SECONDS, name=name) for name, task in tasks.items()))

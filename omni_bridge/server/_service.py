@@ -2,10 +2,10 @@
 
 One `Service` per worker process: the service keys, one store (`omni_bridge.stores`: a SQLite file by
 default, PostgreSQL for several workers) that is both the `Bridge`'s conversation store and the runner's
-service store, the `ResponseRunner` that answers on this worker, and a reaper that ends the runs of dead workers
-(`expire_leases`). It is an async context manager (the app's lifespan enters it); shutting down stops taking
-new questions, ends the runs of this worker as `canceled` with a clear error, then closes the bridge and the
-store.
+service store, the `ResponseRunner` that answers on this worker, a reaper that ends the runs of dead workers
+(`expire_leases`), and the retention pass that deletes what is older than `BRIDGE_RETENTION_DAYS`. It is an
+async context manager (the app's lifespan enters it); shutting down stops taking new questions, ends the runs
+of this worker as `canceled` with a clear error, then closes the bridge and the store.
 """
 
 from __future__ import annotations
@@ -24,10 +24,14 @@ from starlette.requests import Request
 from omni_bridge.agent import Bridge
 from omni_bridge.config import Settings
 from omni_bridge.exceptions import ConfigError
+from omni_bridge.server._admission import Admission
 from omni_bridge.server._auth import ServiceKeys, is_loopback, owner_from_request
 from omni_bridge.server._envelope import ApiError
+from omni_bridge.server._retention import QuietRelease, Retention
 from omni_bridge.server._runner import ResponseRunner
-from omni_bridge.server._sse import HEARTBEAT_SECONDS
+from omni_bridge.server._sse import HEARTBEAT_SECONDS, Followers
+from omni_bridge.server._tasks import stop_task
+from omni_bridge.server._tenants import TenantPolicy
 from omni_bridge.stores import Owner, Store, open_store, store_location
 from omni_bridge.types import EngineName
 
@@ -52,8 +56,8 @@ class Service:
         anthropic_client: passed to the `Bridge` (tests, gateways).
 
     Raises:
-        ConfigError: no service keys while listening beyond loopback on a real Omni; a bad key list or store URL;
-            a store that cannot be opened.
+        ConfigError: no service keys while listening beyond loopback on a real Omni; a bad key list, tenant policy
+            (`BRIDGE_TENANTS`) or store URL; a store that cannot be opened.
     """
 
     def __init__(
@@ -78,12 +82,16 @@ class Service:
                 "BRIDGE_SERVICE_KEYS: required when the service listens beyond loopback on a real Omni; "
                 "set it to `name:key` pairs (e.g. `acme:<long random key>`), the name being the tenant"
             )
+        self.tenants = TenantPolicy.parse(settings.bridge_tenants, self.keys.tenants)
+        """How each tenant's end users map to Omni users, and which tenants may write profiles."""
         self.location = store_location(settings)
         self.lease_seconds = settings.bridge_lease_seconds
         self.reap_seconds = max(0.2, min(5.0, self.lease_seconds / 3))
         """How often this worker ends the runs of dead workers."""
         self.sse_heartbeat_seconds = HEARTBEAT_SECONDS
         """Quiet seconds after which an event stream sends a comment line."""
+        self.followers = Followers()
+        """The event streams open on this worker, per end user (at most `MAX_STREAMS_PER_USER` each)."""
         self._owns_store = store is None
         """Whether the store was opened here (then entered by `start` and closed by `aclose`)."""
         self.store: Store = open_store(self.location) if store is None else store
@@ -91,6 +99,14 @@ class Service:
         self.runner = ResponseRunner(
             self.store, self.bridge, worker_id=self.worker_id, lease_seconds=self.lease_seconds
         )
+        self.admission = Admission.from_settings(self.store, settings)
+        """The caps on answers in flight per end user and per tenant, counted in the store (shared by workers)."""
+        self.retention = Retention(self.store, settings.bridge_retention_days)
+        """Deletes old records at start and hourly (`BRIDGE_RETENTION_DAYS`; 0 keeps everything)."""
+        idle = max(settings.bridge_session_idle_seconds, settings.bridge_identity_ttl_seconds)
+        self.memory = QuietRelease(lambda: bool(self.runner.running), quiet_seconds=2 * idle + 5)
+        """Gives the memory of users gone idle back to the system once this worker has been quiet a while."""
+        self.runner.on_finished(self._answered)
         self.closing = False
         """True once shutdown has begun: no new responses are taken, event streams end."""
         self._started = False
@@ -155,6 +171,8 @@ class Service:
             raise
         self._started = True
         self._reaper = asyncio.create_task(self._reap(), name="lease reaper")
+        self.retention.start()
+        self.memory.start()
         if self.dev_key is not None:
             log.warning(
                 "no BRIDGE_SERVICE_KEYS: a development key was made for this run (the web page at / uses it); "
@@ -176,10 +194,11 @@ class Service:
     async def aclose(self) -> None:
         """Stop taking questions, end this worker's runs as `canceled`, close the bridge and the store."""
         self.begin_shutdown()
+        await self.retention.stop()
+        await self.memory.stop()
         if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+            # Bounded: a cancel lost inside a pooled call must not hold the shutdown (see `server/_tasks.py`).
+            await stop_task(self._reaper, grace=1.0, name="the lease reaper")
             self._reaper = None
         if self._stopping is not None:
             await self._stopping
@@ -188,9 +207,12 @@ class Service:
             # Built but never started: the store opened by the constructor is closed here.
             await self.store.aclose()
 
+    async def _answered(self, _response: object) -> None:
+        self.memory.activity()
+
     async def _reap(self) -> None:
         """End the runs whose worker stopped renewing its lease (this one's included), every `reap_seconds`."""
-        while True:
+        while not self.closing:
             await asyncio.sleep(self.reap_seconds)
             try:
                 expired = await self.store.expire_leases(datetime.now(UTC))

@@ -7,12 +7,17 @@ reconnects with `Last-Event-ID` (or `?after=`) gets only what it has not seen. W
 comment line goes out every `HEARTBEAT_SECONDS` so proxies keep the connection open. The stream ends with
 `event: end` after the `final_message` event, or once a response ended without one (a lost worker, a cancel
 before it started) and its events are all sent.
+
+Streams are bounded: one lasts as long as its response runs (or until its client goes away, which cancels
+it), and one end user has at most `MAX_STREAMS_PER_USER` open on a worker at once (`Followers`); past that a
+new one is refused with 429 before it starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -26,7 +31,7 @@ from omni_bridge.stores import TERMINAL_STATUSES, Owner, StoredEvent
 if TYPE_CHECKING:
     from omni_bridge.server._service import Service
 
-__all__ = ["HEARTBEAT_SECONDS", "events_operation", "stream_events"]
+__all__ = ["HEARTBEAT_SECONDS", "MAX_STREAMS_PER_USER", "Followers", "events_operation", "stream_events"]
 
 HEARTBEAT_SECONDS = 15.0
 """The default quiet time after which a comment line keeps the connection open (`Service.sse_heartbeat_seconds`)."""
@@ -34,6 +39,70 @@ _LOOK_SECONDS = 1.0
 """The longest a stream waits before it reads the store again, woken or not."""
 _TERMINAL_EVENT = "final_message"
 _MAX_SEQ = 2**62
+MAX_STREAMS_PER_USER = 16
+"""Event streams one end user may have open on one worker at once (several tabs, several responses)."""
+_RETRY_AFTER_SECONDS = 5
+
+
+class _Ticket:
+    """One open stream's place in `Followers`, given back by `release` or, failing that, when it is collected."""
+
+    __slots__ = ("__weakref__", "release")
+
+    release: weakref.finalize[[Owner], None]  # mypy's stub types the referent as None; it is the ticket
+
+
+class Followers:
+    """The event streams open on this worker, counted per end user, at most `max_per_user` each.
+
+    A stream takes a ticket before it starts (`enter`) and gives it back when it ends; a ticket of a stream
+    that never started (its client left before the body was sent) is given back when it is collected, so a
+    count can never leak. An owner with no stream left is forgotten: the map holds only owners streaming now.
+    """
+
+    def __init__(self, max_per_user: int = MAX_STREAMS_PER_USER) -> None:
+        if max_per_user < 1:
+            raise ValueError("max_per_user must be at least 1")
+        self.max_per_user = max_per_user
+        self._open: dict[Owner, int] = {}
+
+    def __repr__(self) -> str:
+        return f"<Followers streams={len(self)} users={len(self._open)} max_per_user={self.max_per_user}>"
+
+    def __len__(self) -> int:
+        """Streams open now."""
+        return sum(self._open.values())
+
+    @property
+    def users(self) -> int:
+        """End users with a stream open now."""
+        return len(self._open)
+
+    def enter(self, owner: Owner) -> _Ticket:
+        """A ticket for one more stream of `owner`.
+
+        Raises:
+            ApiError: 429 (`rate_limited`, with `Retry-After`) when `owner` has `max_per_user` streams open.
+        """
+        if self._open.get(owner, 0) >= self.max_per_user:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"this end user already follows {self.max_per_user} event streams on this worker; close one "
+                "(or poll GET /v1/responses/{id}) and try again",
+                headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+            )
+        self._open[owner] = self._open.get(owner, 0) + 1
+        ticket = _Ticket()
+        ticket.release = weakref.finalize(ticket, self._leave, owner)  # type: ignore[arg-type]
+        return ticket
+
+    def _leave(self, owner: Owner) -> None:
+        left = self._open.get(owner, 0) - 1
+        if left > 0:
+            self._open[owner] = left
+        else:
+            self._open.pop(owner, None)
 
 
 def events_operation(user: Param, response: Param) -> Operation:
@@ -44,7 +113,8 @@ def events_operation(user: Param, response: Param) -> Operation:
         operation_id="streamResponseEvents",
         summary="Follow a response as server-sent events",
         description="Frames `id: <seq>`, `event: <type>`, `data: <event JSON>`; replays after `Last-Event-ID` "
-        "(or `after`), follows live, ends with `event: end` after the `final_message` event.",
+        "(or `after`), follows live, ends with `event: end` after the `final_message` event. An end user may "
+        f"follow {MAX_STREAMS_PER_USER} streams at once on a worker; past that the answer is 429 with `Retry-After`.",
         tag="threads",
         params=(
             user,
@@ -86,14 +156,25 @@ async def stream_events(service: Service, request: Request, owner: Owner, respon
     first = await service.store.events_after(owner, response_id, after)
     if first is None:
         raise ApiError(404, "not_found", "no such response for this user")
+    ticket = service.followers.enter(owner)
     return StreamingResponse(
-        _follow(service, owner, response_id, after, first),
+        _follow(service, owner, response_id, after, first, ticket),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _follow(
+    service: Service, owner: Owner, response_id: str, seq: int, batch: list[StoredEvent], ticket: _Ticket
+) -> AsyncIterator[str]:
+    try:
+        async for frame in _frames(service, owner, response_id, seq, batch):
+            yield frame
+    finally:
+        ticket.release()
+
+
+async def _frames(
     service: Service, owner: Owner, response_id: str, seq: int, batch: list[StoredEvent]
 ) -> AsyncIterator[str]:
     store = service.store

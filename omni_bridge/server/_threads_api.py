@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from omni_bridge.agent import EndUser
 from omni_bridge.agent.events import TextPart
 from omni_bridge.server._envelope import ApiError, ok, read_json
 from omni_bridge.server._openapi import ApiRoute, Operation, Param
 from omni_bridge.server._sse import events_operation, stream_events
+from omni_bridge.server._tenants import resolve_acting_user
 from omni_bridge.server._threads_models import (
     ID_PATTERN,
     CreateThread,
@@ -103,6 +103,8 @@ class _Threads:
         body = await read_json(request, CreateThread)
         service.check_accepting()
         engine = service.engine_for(body.engine)
+        # Omni must know the end user (or the profile create them) before anything is stored for them.
+        user = await resolve_acting_user(service, owner, body.user_profile)
         text = body.message.text
         thread = ThreadRecord(owner=owner, engine=engine, title=body.title or _title_of(text))
         message = MessageRecord(thread_id=thread.id, owner=owner, role="user", parts=[TextPart(text=text)])
@@ -113,12 +115,8 @@ class _Threads:
             prompt=text,
             lease_expires_at=service.start_deadline(),
         )
-        await service.store.create_thread(thread, message, response)
-        profile = body.user_profile
-        user = None
-        if profile is not None:
-            groups = tuple(profile.groups) if profile.groups is not None else None
-            user = EndUser(owner.user, name=profile.name, groups=groups, user_attributes=profile.user_attributes)
+        async with service.admission.admit(owner):  # 429 beyond the caps, before anything is stored
+            await service.store.create_thread(thread, message, response)
         service.runner.start(response, user=user, engine=engine)
         created = ThreadCreated(thread_id=thread.id, response_id=response.id, user_message_id=message.id)
         return ok(created, status=201)
@@ -149,6 +147,7 @@ class _Threads:
         if existing is None:
             raise _missing("thread")
         service.engine_for(existing.engine)  # a thread of an engine this worker lacks: 400 now, not a failed run
+        user = await resolve_acting_user(service, owner)
         text = body.message.text
         message = MessageRecord(thread_id=thread_id, owner=owner, role="user", parts=[TextPart(text=text)])
         response = ResponseRecord(
@@ -158,7 +157,8 @@ class _Threads:
             prompt=text,
             lease_expires_at=service.start_deadline(),
         )
-        thread = await service.store.post_message(message, response)
+        async with service.admission.admit(owner):  # 429 beyond the caps, before anything is stored
+            thread = await service.store.post_message(message, response)
         if thread is None:
             raise ApiError(
                 409,
@@ -166,7 +166,7 @@ class _Threads:
                 f"the thread's response {existing.current_response_id} is still running; "
                 "wait for it to finish or cancel it, then post again",
             )
-        service.runner.start(response, engine=thread.engine)
+        service.runner.start(response, user=user, engine=thread.engine)
         return ok(MessagePosted(response_id=response.id, user_message_id=message.id), status=201)
 
     async def list_messages(self, request: Request) -> Response:
@@ -259,7 +259,7 @@ def threads_routes(service: Service) -> list[BaseRoute]:
             operation(
                 method="POST", path="/v1/threads", operation_id="createThread",
                 summary="Start a thread with a first message", params=(user,), body=CreateThread, status=201,
-                data=ThreadCreated, errors=(503,),
+                data=ThreadCreated, errors=(403, 422, 429, 502, 503),
             ),
             api.create_thread,
         ),
@@ -282,7 +282,7 @@ def threads_routes(service: Service) -> list[BaseRoute]:
             operation(
                 method="POST", path="/v1/threads/{thread_id}/messages", operation_id="postMessage",
                 summary="Ask the next question of a thread", params=thread, body=PostMessage, status=201,
-                data=MessagePosted, errors=(404, 409, 503),
+                data=MessagePosted, errors=(404, 409, 422, 429, 502, 503),
             ),
             api.post_message,
         ),

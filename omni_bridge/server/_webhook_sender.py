@@ -4,7 +4,9 @@ A webhook URL comes from the API's caller, and the bridge POSTs to it from insid
 an unchecked URL would let any caller reach internal services (server-side request forgery). `WebhookUrlPolicy`
 accepts only `http`/`https` URLs whose host is public: an IP literal, or a name whose resolved addresses are
 *all* public. Loopback, private, link-local, multicast, unspecified, reserved and other non-global addresses
-are refused unless the host or its network is in `BRIDGE_WEBHOOK_ALLOW`. The check runs when a job is created
+are refused, and so are IPv6 addresses that carry such an IPv4 address (IPv4-mapped, NAT64, 6to4, Teredo,
+IPv4-compatible; the rule is in `_webhook_addresses`), unless the host or its network is in
+`BRIDGE_WEBHOOK_ALLOW`. The check runs when a job is created
 (a 400 for the caller) and again before every delivery, since a name may resolve elsewhere by then; redirects
 are never followed, so a public receiver cannot bounce the request inward.
 
@@ -44,6 +46,7 @@ from omni_bridge.server._jobs_models import (
     terminal_payload,
 )
 from omni_bridge.server._runner import ResponseRunner
+from omni_bridge.server._webhook_addresses import IPAddress, refusal, same_destination
 from omni_bridge.stores import TERMINAL_STATUSES, ResponseRecord, ServiceStore
 from omni_bridge.tools import shared_ssl_context, sign_webhook_payload
 
@@ -51,7 +54,6 @@ __all__ = ["Delivery", "JobWebhooks", "Resolver", "WebhookSender", "WebhookUrlEr
 
 log = logging.getLogger("omni_bridge.server.webhooks")
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """`(host, port) -> addresses`: how a webhook host name is resolved (the system resolver by default)."""
@@ -68,22 +70,6 @@ class WebhookUrlError(ValueError):
 async def _system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
-
-
-def _classify(address: IPAddress) -> str | None:
-    """Why `address` is not a public destination (`None` when it is)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 reaches 127.0.0.1
-    checks = (
-        ("a loopback", address.is_loopback),
-        ("an unspecified", address.is_unspecified),
-        ("a link-local", address.is_link_local),
-        ("a multicast", address.is_multicast),
-        ("a private", address.is_private),
-        ("a reserved", address.is_reserved),
-        ("a non-public", not address.is_global),  # e.g. 100.64.0.0/10, shared by carriers
-    )
-    return next((f"{kind} address" for kind, hit in checks if hit), None)
 
 
 def _parse_address(text: str) -> IPAddress:
@@ -174,9 +160,9 @@ class WebhookUrlPolicy:
             self._check_address(target.host, address, resolved=True)
 
     def _check_address(self, host: str, address: IPAddress, *, resolved: bool) -> None:
-        if any(address in network for network in self._networks):
+        if any(form in network for form in same_destination(address) for network in self._networks):
             return
-        why = _classify(address)
+        why = refusal(address)
         if why is None:
             return
         where = f"resolves to {address}, {why}" if resolved else f"is {why}"

@@ -19,7 +19,7 @@ store, the library's default, is `omni_bridge.agent.MemoryConversationStore`.
 from typing import TYPE_CHECKING, Any as _Any
 
 from omni_bridge.stores._location import STORE_FILE, StoreLocation, open_store, store_location
-from omni_bridge.stores._protocol import ServiceStore, Store
+from omni_bridge.stores._protocol import PruneCounts, ServiceStore, Store
 from omni_bridge.stores._records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -58,6 +58,7 @@ __all__ = [
     "MessageRecord",
     "Owner",
     "PostgresStore",
+    "PruneCounts",
     "ResponseError",
     "ResponseRecord",
     "ResponseStatus",

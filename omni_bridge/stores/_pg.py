@@ -208,15 +208,31 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
         """A pooled connection inside a transaction, committed when the block ends without an error."""
-        pool = await self._open_pool()
-        async with pool.connection() as conn, conn.transaction():
+        async with self._pooled() as conn, conn.transaction():
             yield conn
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
         """A pooled connection in autocommit mode, for reads."""
+        async with self._pooled() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _pooled(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection from the pool, or the `CancelledError` of a cancel that came while waiting for one.
+
+        psycopg_pool waits for a connection with `asyncio.wait_for`, which on Python 3.11 returns normally when
+        a cancel lands just as the connection is handed over (CPython gh-86296): the caller would go on as if
+        it had not been cancelled (a lease watcher renewing for ever, a stopped run answering in full). The
+        cancel still counts in `Task.cancelling()`, so one asked during the wait is raised here, the connection
+        going back to the pool. A delivered cancel never gets here, so nothing is raised twice.
+        """
         pool = await self._open_pool()
+        task = asyncio.current_task()
+        asked = 0 if task is None else task.cancelling()
         async with pool.connection() as conn:
+            if task is not None and task.cancelling() > asked:
+                raise asyncio.CancelledError
             yield conn
 
     async def _open_pool(self) -> AsyncConnectionPool:

@@ -21,16 +21,20 @@ from typing import Any, LiteralString
 
 from omni_bridge.agent import Conversation, OmniIdentity
 from omni_bridge.stores._pg import AsyncConnection, Schema, jsonb, one
+from omni_bridge.stores._protocol import PruneCounts
 from omni_bridge.stores._rules import from_us, now, rebound_conversation, to_us
 from omni_bridge.tools import Artifact
 
 __all__ = [
+    "PRUNE_BATCH",
     "SCHEMA",
     "create_conversation",
     "delete_conversation",
     "get_artifact",
     "get_conversation",
     "list_conversations",
+    "prune_artifacts",
+    "prune_lone_conversations",
     "put_artifact",
     "save_conversation",
 ]
@@ -59,6 +63,11 @@ SCHEMA = Schema(
             owner TEXT NOT NULL,
             record JSONB NOT NULL
         )""",
+        # Added after version 1 shipped (so still version 1: older workers ignore it): when an artifact was made,
+        # for retention to find old ones without reading every record. Rows an older worker writes get it here.
+        "ALTER TABLE bridge_artifacts ADD COLUMN IF NOT EXISTS created_at TIMESTAMPTZ",
+        "UPDATE bridge_artifacts SET created_at = (record->>'created_at')::timestamptz WHERE created_at IS NULL",
+        "CREATE INDEX IF NOT EXISTS bridge_artifacts_by_time ON bridge_artifacts (created_at)",
         """CREATE OR REPLACE FUNCTION bridge_thread_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             DELETE FROM bridge_conversations WHERE id = OLD.id;
@@ -130,15 +139,56 @@ async def delete_conversation(conn: AsyncConnection[Any], conversation_id: str) 
 
 async def put_artifact(conn: AsyncConnection[Any], artifact: Artifact) -> None:
     await conn.execute(
-        "INSERT INTO bridge_artifacts (id, owner, record) VALUES (%s, %s, %s) "
-        "ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, record = excluded.record",
-        (artifact.id, artifact.owner, jsonb(artifact.model_dump(mode="json"))),
+        "INSERT INTO bridge_artifacts (id, owner, created_at, record) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, created_at = excluded.created_at, "
+        "record = excluded.record",
+        (artifact.id, artifact.owner, artifact.created_at, jsonb(artifact.model_dump(mode="json"))),
     )
 
 
 async def get_artifact(conn: AsyncConnection[Any], artifact_id: str, owner: str) -> Artifact | None:
     row = await one(conn, "SELECT record FROM bridge_artifacts WHERE id = %s AND owner = %s", (artifact_id, owner))
     return None if row is None else Artifact.model_validate(row[0])
+
+
+PRUNE_BATCH = 500
+"""Records one retention step deletes at most: each step is one transaction, so other writers wait for one batch."""
+
+
+async def prune_lone_conversations(
+    conn: AsyncConnection[Any], before: datetime, after: str, *, delete: bool
+) -> tuple[PruneCounts, str | None]:
+    """The next batch (ids above `after`) of conversations last saved before `before` that are no thread's;
+    a thread's conversation goes with its thread. Returns the counts and the next `after` (`None`: done)."""
+    cursor = await conn.execute(
+        ("SELECT id FROM bridge_conversations c WHERE updated_us < %s AND id > %s "
+         "AND NOT EXISTS (SELECT 1 FROM bridge_threads t WHERE t.id = c.id) ORDER BY id LIMIT %s")
+        + (" FOR UPDATE SKIP LOCKED" if delete else ""),
+        (to_us(before), after, PRUNE_BATCH),
+    )  # fmt: skip
+    ids = [row[0] for row in await cursor.fetchall()]
+    if not ids:
+        return PruneCounts(), None
+    if delete:
+        await conn.execute("DELETE FROM bridge_conversations WHERE id = ANY(%s)", (ids,))
+    return PruneCounts(conversations=len(ids)), ids[-1] if len(ids) == PRUNE_BATCH else None
+
+
+async def prune_artifacts(
+    conn: AsyncConnection[Any], before: datetime, after: str, *, delete: bool
+) -> tuple[PruneCounts, str | None]:
+    """The next batch of artifacts made before `before` (found by their `created_at` column)."""
+    cursor = await conn.execute(
+        ("SELECT id FROM bridge_artifacts WHERE created_at < %s AND id > %s ORDER BY id LIMIT %s")
+        + (" FOR UPDATE SKIP LOCKED" if delete else ""),
+        (before, after, PRUNE_BATCH),
+    )  # fmt: skip
+    ids = [row[0] for row in await cursor.fetchall()]
+    if not ids:
+        return PruneCounts(), None
+    if delete:
+        await conn.execute("DELETE FROM bridge_artifacts WHERE id = ANY(%s)", (ids,))
+    return PruneCounts(artifacts=len(ids)), ids[-1] if len(ids) == PRUNE_BATCH else None
 
 
 async def _write(conn: AsyncConnection[Any], query: LiteralString, conversation: Conversation) -> datetime | None:

@@ -44,6 +44,8 @@ SCHEMA = Schema(
         )""",
         "INSERT INTO bridge_service_clock (one, last_us) VALUES (true, 0) ON CONFLICT DO NOTHING",
         "CREATE INDEX IF NOT EXISTS bridge_threads_by_owner ON bridge_threads (tenant, end_user, updated_at, id)",
+        # Retention finds old threads by time, and deleting one finds its responses by thread (the foreign key).
+        "CREATE INDEX IF NOT EXISTS bridge_threads_by_time ON bridge_threads (updated_at)",
         """CREATE TABLE IF NOT EXISTS bridge_messages (
             position BIGINT GENERATED ALWAYS AS IDENTITY,
             id TEXT PRIMARY KEY,
@@ -67,6 +69,7 @@ SCHEMA = Schema(
         "WHERE status IN ('queued', 'running')",
         "CREATE INDEX IF NOT EXISTS bridge_responses_leases ON bridge_responses (lease_expires_at) "
         "WHERE status = 'running'",
+        "CREATE INDEX IF NOT EXISTS bridge_responses_by_thread ON bridge_responses (thread_id)",
         """CREATE TABLE IF NOT EXISTS bridge_response_events (
             response_id TEXT NOT NULL REFERENCES bridge_responses (id) ON DELETE CASCADE,
             seq INTEGER NOT NULL,

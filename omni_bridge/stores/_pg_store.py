@@ -30,7 +30,7 @@ it); the columns beside them exist to be searched, locked and indexed. Tables ar
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -48,6 +48,7 @@ from omni_bridge.stores._pg_rows import (
     stamp_thread,
     write_response,
 )
+from omni_bridge.stores._protocol import PruneCounts
 from omni_bridge.stores._records import (
     TERMINAL_STATUSES,
     Feedback,
@@ -280,6 +281,19 @@ class PostgresStore:
                 return True
             return await self._add_to_thread(conn, message, response) is not None
 
+    async def count_active(self, owner: Owner) -> tuple[int, int]:
+        await self.open()
+        async with self._db.connection() as conn:
+            # The partial index `bridge_responses_one_active` holds exactly the active rows; the caps keep them few.
+            row = await one(
+                conn,
+                "SELECT COUNT(*) FILTER (WHERE end_user = %s), COUNT(*) FROM bridge_responses "
+                "WHERE status IN ('queued', 'running') AND tenant = %s",
+                (owner.user, owner.tenant),
+            )
+        assert row is not None  # an aggregate answers one row
+        return int(row[0]), int(row[1])
+
     async def claim(self, response_id: str, worker: str, lease_until: datetime) -> ResponseRecord | None:
         await self.open()
         async with self._db.transaction() as conn:
@@ -418,6 +432,25 @@ class PostgresStore:
         await self.open()
         await self._notifications.wait(response_id, seconds=max_wait)
 
+    # --- retention ----------------------------------------------------------------------------------------
+
+    async def prune(self, older_than: datetime, *, dry_run: bool = False) -> PruneCounts:
+        await self.open()
+        counts = PruneCounts()
+        steps: tuple[_PruneStep, ...] = (
+            _prune_threads,
+            conversations.prune_lone_conversations,
+            conversations.prune_artifacts,
+        )
+        for step in steps:
+            after: str | None = ""
+            while after is not None:
+                # One transaction per batch; a dry run only reads (and locks nothing).
+                async with self._db.transaction() as conn:
+                    found, after = await step(conn, older_than, after, delete=not dry_run)
+                counts += found
+        return counts
+
     # --- the steps shared by several methods, inside their transaction ------------------------------------
 
     async def _insert_new_thread(
@@ -490,6 +523,46 @@ class PostgresStore:
             await stamp_thread(conn, ThreadRecord.model_validate(row[0]))
         await notify(conn, response.id)
         return ended
+
+
+_PruneStep = Callable[..., Awaitable[tuple[PruneCounts, str | None]]]
+"""A retention step: `(conn, before, after, *, delete)` -> (counts, the next `after`, `None` once done)."""
+
+
+async def _prune_threads(
+    conn: AsyncConnection[Any], before: datetime, after: str, *, delete: bool
+) -> tuple[PruneCounts, str | None]:
+    """The next batch (ids above `after`) of threads last updated before `before` whose responses have all
+    ended: counted with their messages, responses, events and conversation, and deleted with them if `delete`.
+
+    The threads are locked (`FOR UPDATE SKIP LOCKED`): a message posted to one meanwhile waits for the lock,
+    then finds no thread; a thread another transaction holds is left for the next pass. Deleting a thread
+    takes its messages, responses and events (foreign keys) and its conversation (trigger) with it.
+    """
+    cursor = await conn.execute(
+        ("SELECT id FROM bridge_threads t WHERE updated_at < %s AND id > %s AND NOT EXISTS "
+         "(SELECT 1 FROM bridge_responses r WHERE r.thread_id = t.id AND r.status IN ('queued', 'running')) "
+         "ORDER BY id LIMIT %s")
+        + (" FOR UPDATE SKIP LOCKED" if delete else ""),
+        (before, after, conversations.PRUNE_BATCH),
+    )  # fmt: skip
+    ids = [row[0] for row in await cursor.fetchall()]
+    if not ids:
+        return PruneCounts(), None
+    row = await one(
+        conn,
+        "SELECT (SELECT COUNT(*) FROM bridge_messages WHERE thread_id = ANY(%s)), "
+        "(SELECT COUNT(*) FROM bridge_responses WHERE thread_id = ANY(%s)), "
+        "(SELECT COUNT(*) FROM bridge_response_events e JOIN bridge_responses r ON r.id = e.response_id "
+        "WHERE r.thread_id = ANY(%s)), "
+        "(SELECT COUNT(*) FROM bridge_conversations WHERE id = ANY(%s))",
+        (ids, ids, ids, ids),
+    )
+    assert row is not None  # a SELECT of subqueries answers one row
+    counts = PruneCounts(threads=len(ids), messages=row[0], responses=row[1], events=row[2], conversations=row[3])
+    if delete:
+        await conn.execute("DELETE FROM bridge_threads WHERE id = ANY(%s)", (ids,))
+    return counts, ids[-1] if len(ids) == conversations.PRUNE_BATCH else None
 
 
 def _check_same_thread(thread_id: str, owner: Owner, message: MessageRecord, response: ResponseRecord) -> None:

@@ -21,10 +21,15 @@ The rules that make several workers safe, whatever the backend:
 - **One transaction per turn.** `append` and `finish` take the conversation (the thread's transcript) staged
   by the run and write it in the same transaction as the events or the end of the response: an answer is
   either stored whole (response ended, assistant message, transcript) or not at all.
+- **Retention.** `prune` deletes what was last touched before a moment: a thread whole (its messages,
+  responses, events and conversation) unless one of its responses is still queued or running, conversations
+  that have no thread, and artifacts made before then. It works in batches, one transaction each, so the
+  service's other writes go on between them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
@@ -41,7 +46,36 @@ from omni_bridge.stores._records import (
     ThreadRecord,
 )
 
-__all__ = ["ServiceStore", "Store"]
+__all__ = ["PruneCounts", "ServiceStore", "Store"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PruneCounts:
+    """What `prune` deleted (or, in a dry run, would delete), per kind of record."""
+
+    threads: int = 0
+    messages: int = 0
+    responses: int = 0
+    events: int = 0
+    conversations: int = 0
+    """Those of the deleted threads and those that had no thread."""
+    artifacts: int = 0
+
+    def __add__(self, other: PruneCounts) -> PruneCounts:
+        return PruneCounts(
+            **{field.name: getattr(self, field.name) + getattr(other, field.name) for field in dataclasses.fields(self)}
+        )
+
+    @property
+    def total(self) -> int:
+        return sum(self.as_dict().values())
+
+    def as_dict(self) -> dict[str, int]:
+        """`{kind: count}`, in the order of the fields."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    def __str__(self) -> str:
+        return ", ".join(f"{kind}: {count}" for kind, count in self.as_dict().items())
 
 
 class ServiceStore(Protocol):
@@ -92,6 +126,13 @@ class ServiceStore(Protocol):
     async def create_job(self, thread: ThreadRecord | None, message: MessageRecord, response: ResponseRecord) -> bool:
         """Start an AI job: a new thread (when `thread` is given) or a message on an existing one, plus its
         response. `False` when the thread has an active response already (Omni answers 409 then)."""
+        ...
+
+    async def count_active(self, owner: Owner) -> tuple[int, int]:
+        """How many responses are queued or running: (of the owner's end user, of the owner's whole tenant).
+
+        What the service's caps on work in flight count, on every worker alike (`server/_admission.py`).
+        """
         ...
 
     async def claim(self, response_id: str, worker: str, lease_until: datetime) -> ResponseRecord | None:
@@ -155,6 +196,15 @@ class ServiceStore(Protocol):
     async def wait_for_change(self, response_id: str, max_wait: float) -> None:
         """Return when the response may have changed (new events, status, cancel request), or after
         `max_wait` seconds. Polling backends may simply sleep a short interval."""
+        ...
+
+    async def prune(self, older_than: datetime, *, dry_run: bool = False) -> PruneCounts:
+        """Delete the records last changed before `older_than` (see "Retention" above); what was deleted.
+
+        A thread goes whole when it was last updated before then and none of its responses is queued or
+        running; a conversation with no thread when it was last saved before then; an artifact when it was
+        made before then. `dry_run` counts the same records and deletes nothing.
+        """
         ...
 
     async def aclose(self) -> None: ...

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import json
 import os
 import sqlite3
@@ -28,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from omni_bridge.agent import Conversation
+from omni_bridge.stores._protocol import PruneCounts
 from omni_bridge.stores._records import (
     TERMINAL_STATUSES,
     Feedback,
@@ -69,6 +71,9 @@ from omni_bridge.stores._sqlite_tables import (
     insert_thread,
     open_database,
     open_read_connection,
+    prune_artifacts,
+    prune_lone_conversations,
+    prune_threads,
     save_response,
     thread_if_idle,
     touch_thread,
@@ -246,6 +251,18 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def count_active(self, owner: Owner) -> tuple[int, int]:
+        def read(db: sqlite3.Connection) -> tuple[int, int]:
+            # `responses_running` (status, lease_us) finds the active rows; there are few (the caps bound them).
+            row = db.execute(
+                "SELECT COALESCE(SUM(end_user = ?), 0), COUNT(*) FROM responses "
+                "WHERE status IN ('queued', 'running') AND tenant = ?",
+                (owner.user, owner.tenant),
+            ).fetchone()
+            return int(row[0]), int(row[1])
+
+        return await self._read(read)
+
     async def claim(self, response_id: str, worker: str, lease_until: datetime) -> ResponseRecord | None:
         def claim(db: sqlite3.Connection) -> ResponseRecord | None:
             with transaction(db):
@@ -404,6 +421,22 @@ class SqliteStore:
                 if not waiters:
                     del self._waiters[response_id]
 
+    # --- retention ----------------------------------------------------------------------------------------
+
+    async def prune(self, older_than: datetime, *, dry_run: bool = False) -> PruneCounts:
+        counts = PruneCounts()
+        steps: tuple[tuple[_PruneStep, str | int], ...] = (
+            (prune_threads, ""),
+            (prune_lone_conversations, ""),
+            (prune_artifacts, 0),
+        )
+        for step, start in steps:
+            cursor: str | int | None = start
+            while cursor is not None:
+                found, cursor = await self._run(functools.partial(_prune_batch, step, older_than, cursor, dry_run))
+                counts += found
+        return counts
+
     # --- plumbing -----------------------------------------------------------------------------------------
 
     async def _version(self, response_id: str) -> int | None:
@@ -458,6 +491,20 @@ class SqliteStore:
         with self._lock, self._reader_lock:
             self._reader.close()
             self._db.close()
+
+
+_PruneStep = Callable[..., tuple[PruneCounts, Any]]
+"""One of `_sqlite_tables`' retention steps: `(db, before, after, *, delete)` -> (counts, the next `after`)."""
+
+
+def _prune_batch(
+    step: _PruneStep, before: datetime, after: str | int, dry_run: bool, db: sqlite3.Connection
+) -> tuple[PruneCounts, Any]:
+    """One batch of a retention step: a write transaction of its own, or a plain read in a dry run."""
+    if dry_run:
+        return step(db, before, after, delete=False)
+    with transaction(db):
+        return step(db, before, after, delete=True)
 
 
 _WRITTEN = 0

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from omni_bridge.stores._protocol import PruneCounts
 from omni_bridge.stores._records import (
     ACTIVE_STATUSES,
     MessageRecord,
@@ -37,6 +39,9 @@ __all__ = [
     "insert_thread",
     "open_database",
     "open_read_connection",
+    "prune_artifacts",
+    "prune_lone_conversations",
+    "prune_threads",
     "save_response",
     "thread_if_idle",
     "touch_thread",
@@ -70,6 +75,7 @@ _SCHEMA = (
         record TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS threads_by_owner ON threads (tenant, end_user, updated_us)",
+    "CREATE INDEX IF NOT EXISTS threads_by_time ON threads (updated_us)",
     """CREATE TRIGGER IF NOT EXISTS threads_delete_their_conversation AFTER DELETE ON threads
     BEGIN DELETE FROM conversations WHERE id = OLD.id; END""",
     """CREATE TABLE IF NOT EXISTS messages (
@@ -92,6 +98,7 @@ _SCHEMA = (
         record TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS responses_running ON responses (status, lease_us)",
+    "CREATE INDEX IF NOT EXISTS responses_by_thread ON responses (thread_id)",
     """CREATE TABLE IF NOT EXISTS events (
         response_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -100,7 +107,11 @@ _SCHEMA = (
     )""",
 )
 """Version 1 of the one-file layout; a file of the older two-file layout (conversations or service records
-only, also version 1) gets the tables it lacks when opened."""
+only, also version 1) gets the tables it lacks when opened, and any file the indexes added since (retention
+finds old threads by time and their responses by thread)."""
+
+PRUNE_BATCH = 500
+"""Records one retention step looks at: each step is one transaction, so other writers wait for one batch only."""
 
 
 def get_thread(db: sqlite3.Connection, owner: Owner, thread_id: str) -> ThreadRecord | None:
@@ -248,3 +259,94 @@ def open_database(path: Path) -> sqlite3.Connection:
 
 def open_read_connection(path: Path, writer: sqlite3.Connection) -> sqlite3.Connection:
     return open_reader(path, writer, what=_WHAT, setting=SETTING)
+
+
+# --- retention: each step is one batch, inside the caller's transaction when it deletes -----------------------
+
+
+def prune_threads(
+    db: sqlite3.Connection, before: datetime, after: str, *, delete: bool
+) -> tuple[PruneCounts, str | None]:
+    """The next batch (ids above `after`) of threads last updated before `before` whose responses have all
+    ended: counted with their messages, responses, events and conversation, and deleted with them if `delete`.
+
+    Returns the counts and where the next batch starts (`None`: this was the last).
+    """
+    ids = [
+        row[0]
+        for row in db.execute(
+            "SELECT id FROM threads t WHERE updated_us < ? AND id > ? AND NOT EXISTS "
+            "(SELECT 1 FROM responses r WHERE r.thread_id = t.id AND r.status IN ('queued', 'running')) "
+            "ORDER BY id LIMIT ?",
+            (to_us(before), after, PRUNE_BATCH),
+        ).fetchall()
+    ]
+    if not ids:
+        return PruneCounts(), None
+    marks = ",".join("?" * len(ids))
+    their_responses = f"(SELECT id FROM responses WHERE thread_id IN ({marks}))"
+
+    def count(query: str) -> int:
+        return int(db.execute(query, ids).fetchone()[0])
+
+    counts = PruneCounts(
+        threads=len(ids),
+        messages=count(f"SELECT COUNT(*) FROM messages WHERE thread_id IN ({marks})"),
+        responses=count(f"SELECT COUNT(*) FROM responses WHERE thread_id IN ({marks})"),
+        events=count(f"SELECT COUNT(*) FROM events WHERE response_id IN {their_responses}"),
+        conversations=count(f"SELECT COUNT(*) FROM conversations WHERE id IN ({marks})"),
+    )
+    if delete:
+        db.execute(f"DELETE FROM events WHERE response_id IN {their_responses}", ids)
+        db.execute(f"DELETE FROM responses WHERE thread_id IN ({marks})", ids)
+        db.execute(f"DELETE FROM messages WHERE thread_id IN ({marks})", ids)
+        db.execute(f"DELETE FROM threads WHERE id IN ({marks})", ids)  # the trigger takes their conversations
+    return counts, ids[-1] if len(ids) == PRUNE_BATCH else None
+
+
+def prune_lone_conversations(
+    db: sqlite3.Connection, before: datetime, after: str, *, delete: bool
+) -> tuple[PruneCounts, str | None]:
+    """The next batch of conversations last saved before `before` that are no thread's (the library's, the
+    console's); a thread's conversation goes with its thread."""
+    ids = [
+        row[0]
+        for row in db.execute(
+            "SELECT id FROM conversations c WHERE updated_us < ? AND id > ? "
+            "AND NOT EXISTS (SELECT 1 FROM threads t WHERE t.id = c.id) ORDER BY id LIMIT ?",
+            (to_us(before), after, PRUNE_BATCH),
+        ).fetchall()
+    ]
+    if not ids:
+        return PruneCounts(), None
+    if delete:
+        db.execute(f"DELETE FROM conversations WHERE id IN ({','.join('?' * len(ids))})", ids)
+    return PruneCounts(conversations=len(ids)), ids[-1] if len(ids) == PRUNE_BATCH else None
+
+
+def prune_artifacts(
+    db: sqlite3.Connection, before: datetime, after: int, *, delete: bool
+) -> tuple[PruneCounts, int | None]:
+    """The next batch of artifacts made before `before`, in the order they were stored (`rowid`).
+
+    An artifact's time is inside its JSON record (a table has no column for it), so this reads records in
+    storage order, which is the order they were made in, and stops at the first batch with nothing to
+    delete: the cost is the artifacts deleted, not every artifact kept.
+    """
+    rows = db.execute(
+        "SELECT rowid, id, json_extract(record, '$.created_at') FROM artifacts WHERE rowid > ? ORDER BY rowid LIMIT ?",
+        (after, PRUNE_BATCH),
+    ).fetchall()
+    old = [artifact_id for _, artifact_id, made in rows if made is not None and _made_before(made, before)]
+    if not old:
+        return PruneCounts(), None
+    if delete:
+        db.execute(f"DELETE FROM artifacts WHERE id IN ({','.join('?' * len(old))})", old)
+    return PruneCounts(artifacts=len(old)), rows[-1][0] if len(rows) == PRUNE_BATCH else None
+
+
+def _made_before(stamp: str, before: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(stamp) < before
+    except (TypeError, ValueError):  # not a time this code wrote: kept
+        return False

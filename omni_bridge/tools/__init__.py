@@ -5,6 +5,7 @@ from omni_bridge.tools._budget import CHARS_PER_TOKEN, estimate_tokens
 from omni_bridge.tools._chart import MAX_CHART_POINTS, ChartPoint, ChartSeries, DataChart, derive_chart, parse_number
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
 from omni_bridge.tools._headers import mcp_headers
+from omni_bridge.tools._identity_args import StrippedArguments, is_identity_argument, strip_identity_arguments
 from omni_bridge.tools._pool import PoolStats, SessionPool
 from omni_bridge.tools._read_result import (
     DEFAULT_READ_LIMIT,
@@ -31,6 +32,14 @@ from omni_bridge.tools._rest_models import (
     QueryActionResult,
     TopicInfo,
 )
+from omni_bridge.tools._rest_pacer import (
+    LOOPBACK_REQUESTS_PER_MINUTE,
+    OMNI_REQUESTS_PER_MINUTE,
+    RestBudgetBusy,
+    RestPacer,
+    configured_budget,
+    default_budget,
+)
 from omni_bridge.tools._rest_transport import shared_ssl_context
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._shape import ShapedResult, shape_result
@@ -40,8 +49,10 @@ from omni_bridge.tools._webhooks import ReplayGuard, sign_webhook_payload, verif
 __all__ = [
     "CHARS_PER_TOKEN",
     "DEFAULT_READ_LIMIT",
+    "LOOPBACK_REQUESTS_PER_MINUTE",
     "MAX_CHART_POINTS",
     "MAX_READ_LIMIT",
+    "OMNI_REQUESTS_PER_MINUTE",
     "READ_RESULT_TOOL",
     "SELECTOR_TOOLS",
     "Artifact",
@@ -68,22 +79,29 @@ __all__ = [
     "ReadResult",
     "ReadResultError",
     "ReplayGuard",
+    "RestBudgetBusy",
+    "RestPacer",
     "ResultNotFound",
     "SessionKey",
     "SessionPool",
     "ShapedResult",
+    "StrippedArguments",
     "ToolOutcome",
     "ToolPolicy",
     "Toolset",
     "TopicInfo",
     "claude_tools",
+    "configured_budget",
+    "default_budget",
     "derive_chart",
     "estimate_tokens",
+    "is_identity_argument",
     "mcp_headers",
     "parse_number",
     "read_result",
     "shape_result",
     "shared_ssl_context",
     "sign_webhook_payload",
+    "strip_identity_arguments",
     "verify_webhook",
 ]

@@ -9,7 +9,8 @@ never shared between users. The pool:
 - runs each session in its own supervisor task, so a crashed transport ends that session only (`supervise`);
 - reopens a session Omni no longer knows and retries the call once, because the refusal proves the call never
   ran; a call whose connection failed mid-way is never retried, since it may have run (`run_on_session`);
-- caches each key's tool list (TTL; dropped on `notifications/tools/list_changed`), never across keys.
+- caches each key's tool list (TTL, at most the idle time; dropped on `notifications/tools/list_changed`),
+  never across keys, for as many keys as it has sessions at most (the reaper drops the expired lists too).
 
 All sessions share one `httpx2` transport and one SSL context.
 """
@@ -32,6 +33,7 @@ from mcp.client.session import IncomingMessage, MessageHandlerFnT
 from mcp.shared.dispatcher import ProgressFnT
 from pydantic import SecretStr
 
+from omni_bridge._bounded import BoundedMap
 from omni_bridge.config import Settings
 from omni_bridge.exceptions import ConfigError
 from omni_bridge.tools._session_key import SessionKey
@@ -111,7 +113,6 @@ class SessionPool:
         self._modern = protocol == "modern"
         self.idle_seconds = idle_seconds
         self.tool_timeout = tool_timeout
-        self._tool_list_ttl = tool_list_ttl
         self._clock = clock
         self._owns_transport = http_transport is None
         self._transport = http_transport or httpx2.AsyncHTTPTransport(
@@ -130,7 +131,10 @@ class SessionPool:
             tool_timeout=tool_timeout,
         )
         self._leases = SessionLeases(options, max_sessions=max_sessions, on_message=self._message_handler, clock=clock)
-        self._tool_lists: dict[SessionKey, tuple[float, list[types.Tool]]] = {}
+        # A list outlives neither its TTL nor its user's idle session: a user gone quiet holds nothing here.
+        self._tool_lists: BoundedMap[SessionKey, list[types.Tool]] = BoundedMap(
+            max_sessions, ttl=min(tool_list_ttl, idle_seconds), clock=clock
+        )
         self._reaper: asyncio.Task[None] | None = None
         self._state: Literal["new", "open", "closed"] = "new"
         self._calls = 0
@@ -236,9 +240,9 @@ class SessionPool:
 
     async def list_tools(self, key: SessionKey, *, refresh: bool = False) -> list[types.Tool]:
         """The tools `key`'s user may call, from this key's cache unless stale, refreshed or invalidated."""
-        cached = self._tool_lists.get(key)
-        if cached is not None and not refresh and self._clock() < cached[0]:
-            return cached[1]
+        cached = None if refresh else self._tool_lists.get(key)
+        if cached is not None:
+            return cached
 
         async def every_page(client: Client) -> list[types.Tool]:
             tools: list[types.Tool] = []
@@ -251,12 +255,17 @@ class SessionPool:
                     return tools
 
         tools = await run_on_session(self._leases, key, every_page, modern=self._modern)
-        self._tool_lists[key] = (self._clock() + self._tool_list_ttl, tools)
+        self._tool_lists.put(key, tools)
         return tools
+
+    @property
+    def cached_tool_lists(self) -> int:
+        """Keys whose tool list is held (at most `max_sessions` as built; expired ones leave with the reaper)."""
+        return len(self._tool_lists)
 
     def invalidate_tools(self, key: SessionKey) -> None:
         """Forget `key`'s cached tool list (the next `list_tools` asks Omni)."""
-        self._tool_lists.pop(key, None)
+        self._tool_lists.pop(key)
 
     def _message_handler(self, key: SessionKey) -> MessageHandlerFnT:
         async def handle(message: IncomingMessage) -> None:
@@ -269,7 +278,11 @@ class SessionPool:
     # --- idle expiry -------------------------------------------------------------------------------------
 
     def expire_idle(self) -> int:
-        """Close sessions unused for `idle_seconds`; returns how many. The reaper calls this periodically."""
+        """Close sessions unused for `idle_seconds` (and drop expired tool lists); returns how many sessions.
+
+        The reaper calls this periodically.
+        """
+        self._tool_lists.expire()
         return self._leases.expire_idle(self.idle_seconds)
 
     async def _reap_forever(self) -> None:

@@ -15,6 +15,7 @@ from omni_bridge.exceptions import ConfigError
 from omni_bridge.tools._rest_catalog import CatalogCalls
 from omni_bridge.tools._rest_embed_users import EmbedUserCalls
 from omni_bridge.tools._rest_jobs import JobCalls
+from omni_bridge.tools._rest_pacer import configured_budget
 
 __all__ = ["OmniRestClient"]
 
@@ -34,13 +35,16 @@ class OmniRestClient(EmbedUserCalls, CatalogCalls, JobCalls):
     def from_settings(
         cls, settings: Settings, *, base_url: str | None = None, api_key: str | SecretStr | None = None, **kwargs: Any
     ) -> OmniRestClient:
-        """A client configured from `Settings` (`OMNI_BASE_URL`, `OMNI_API_KEY`, timeout and retries).
+        """A client configured from `Settings` (`OMNI_BASE_URL`, `OMNI_API_KEY`, timeout, retries and the budget).
+
+        The budget is `OMNI_REST_REQUESTS_PER_MINUTE` when it is set, else the target's default (Omni's 60 per
+        minute; a generous one on loopback, where the sandbox runs).
 
         Args:
             settings: the effective settings.
             base_url: overrides `OMNI_BASE_URL` (e.g. the embedded sandbox's URL when it is unset).
             api_key: overrides `OMNI_API_KEY`.
-            **kwargs: further constructor options (`max_retry_wait`, `http`, `sleep`).
+            **kwargs: further constructor options (`max_retry_wait`, `http`, `sleep`, `pacer`).
 
         Raises:
             ConfigError: no base URL or no API key is known.
@@ -51,6 +55,7 @@ class OmniRestClient(EmbedUserCalls, CatalogCalls, JobCalls):
         key = api_key if api_key is not None else settings.omni_api_key
         if key is None:
             raise ConfigError("OMNI_API_KEY is unset: an organization API key is needed to act for embed users")
+        kwargs.setdefault("requests_per_minute", configured_budget(settings))
         return cls(
             url,
             key,

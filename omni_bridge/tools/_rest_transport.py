@@ -11,6 +11,10 @@ is never repeated after a connection failure or a 5xx other than 503, because Om
 or 503 means Omni refused it, so that is retried). Errors become `OmniHTTPError` (status plus Omni's `detail`)
 or, for transport failures, `OmniError` naming the host and path.
 
+Pacing: every attempt first waits its turn in the key's `RestPacer` (`_rest_pacer`: one per API key per process,
+shared by every transport of that key), so the bridge stays under Omni's budget of calls per minute instead of
+learning it from 429s. A turn further away than the call's `timeout` fails at once with `RestBudgetBusy`.
+
 The API key never appears in an error, a log line or a `repr`: it lives in a `SecretStr` and is only put on the
 wire; log lines carry method, path and status, never the query string.
 """
@@ -36,6 +40,7 @@ import httpx2
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from omni_bridge.exceptions import ConfigError, OmniError, OmniHTTPError
+from omni_bridge.tools._rest_pacer import RestPacer, default_budget, pacer_for, pacer_name
 
 __all__ = ["RestTransport", "Sleep", "parse_answer", "path_segment", "shared_ssl_context"]
 
@@ -73,6 +78,8 @@ class RestTransport:
         max_retry_wait: float = 30.0,
         http: httpx2.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
+        requests_per_minute: float | None = None,
+        pacer: RestPacer | None = None,
     ) -> None:
         """Build a client.
 
@@ -84,9 +91,14 @@ class RestTransport:
             max_retry_wait: the longest wait before a retry, whatever `Retry-After` asks for.
             http: an `httpx2.AsyncClient` to send through; it stays the caller's to close.
             sleep: how to wait before a retry (tests pass a recorder).
+            requests_per_minute: the key's budget of calls (`OMNI_REST_REQUESTS_PER_MINUTE`); `None`: Omni's 60,
+                or a generous one for a loopback host such as the sandbox (`default_budget`). Shared by every
+                transport of the same key in this process; the lowest asked for wins.
+            pacer: a pacer of this transport's own instead of the key's shared one (tests pass one on a
+                virtual clock).
 
         Raises:
-            ConfigError: the base URL is not an http(s) URL, or the key is empty.
+            ConfigError: the base URL is not an http(s) URL, the key is empty, or the budget is not positive.
         """
         self._base_url = _checked_base_url(base_url)
         secret = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
@@ -94,12 +106,17 @@ class RestTransport:
             raise ConfigError("OMNI_API_KEY: an Omni API key is required")
         if max_retries < 0 or max_retry_wait < 0 or timeout <= 0:
             raise ConfigError("timeout must be positive; max_retries and max_retry_wait must not be negative")
+        if requests_per_minute is not None and not (math.isfinite(requests_per_minute) and requests_per_minute > 0):
+            raise ConfigError("OMNI_REST_REQUESTS_PER_MINUTE: must be a positive number")
         self._api_key = secret
         self._timeout = httpx2.Timeout(timeout)
         self._timeout_seconds = timeout
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
         self._sleep = sleep
+        self._per_minute = requests_per_minute if requests_per_minute is not None else default_budget(self._base_url)
+        self._pacer_name = pacer_name(self._base_url, secret)
+        self._own_pacer = pacer
         self._owns_http = http is None
         self._http = http if http is not None else httpx2.AsyncClient(verify=shared_ssl_context(), timeout=timeout)
         self._closed = False
@@ -108,6 +125,17 @@ class RestTransport:
     def base_url(self) -> str:
         """The Omni instance this client talks to (no trailing slash)."""
         return self._base_url
+
+    @property
+    def pacer(self) -> RestPacer:
+        """The pacer this transport's calls wait in: the API key's, shared in this process (or its own)."""
+        if self._own_pacer is not None:
+            return self._own_pacer
+        return pacer_for(self._pacer_name, self._per_minute)
+
+    def pace_wait(self) -> float:
+        """Seconds a call made now would wait for its turn under the key's budget (0: it would go at once)."""
+        return self.pacer.wait()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self._base_url!r}>"
@@ -154,6 +182,7 @@ class RestTransport:
         }
         for attempt in range(self._max_retries + 1):
             last = attempt == self._max_retries
+            await self.pacer.acquire(max_wait=self._timeout_seconds)  # RestBudgetBusy: nothing was sent
             try:
                 response = await self._http.request(
                     method, self._base_url + path, params=params, json=json_body, headers=headers, timeout=self._timeout

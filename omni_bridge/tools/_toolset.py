@@ -9,6 +9,7 @@ Claude gets a `tool_result` it can read: Omni's refusals, timeouts and connectio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from omni_bridge.exceptions import McpConnectError, McpError, SessionExpired, To
 from omni_bridge.tools._artifacts import ArtifactStore
 from omni_bridge.tools._budget import DEFAULT_BUDGET_TOKENS
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
+from omni_bridge.tools._identity_args import strip_identity_arguments
 from omni_bridge.tools._pool import SessionPool
 from omni_bridge.tools._read_result import DEFAULT_READ_LIMIT, READ_RESULT_TOOL, ReadResultError, read_result
 from omni_bridge.tools._session_key import SessionKey
@@ -137,7 +139,9 @@ class Toolset:
         """Run one tool call for this identity; problems come back as `is_error` results.
 
         Only tools this toolset offers can run: a denied, hidden or made-up name is refused without
-        reaching Omni. Cancellation propagates (and reaches Omni through the pool).
+        reaching Omni. Arguments that name an identity (`userId`, `X-MCP-User-ID`, ... at any depth, see
+        `strip_identity_arguments`) never reach Omni: the session fixes the acting user, and the result tells
+        the model what was removed. Cancellation propagates (and reaches Omni through the pool).
         """
         started = time.perf_counter()
         if not isinstance(arguments, dict):
@@ -145,7 +149,12 @@ class Toolset:
         elif name in LOCAL_TOOLS:
             result = await self._read_result(arguments)
         else:
-            result = await self._call_omni(name, arguments, deadline)
+            stripped = strip_identity_arguments(arguments)
+            result = await self._call_omni(name, stripped.arguments, deadline)
+            if stripped.note is not None:
+                log.info("tool %s for %r: removed identity arguments %s", name, self.key, ", ".join(stripped.removed))
+                note = {"type": "text", "text": stripped.note}
+                result = dataclasses.replace(result, content=[*result.content, note])
         return ToolOutcome(tool=name, result=result, elapsed_ms=(time.perf_counter() - started) * 1000)
 
     async def _call_omni(self, name: str, arguments: dict[str, Any], deadline: float | None) -> ShapedResult:

@@ -60,8 +60,12 @@ def service_settings(served: Served, data_dir: Path, fake_url: str | None, **ove
         "omni_api_key": served.org_key,
         "bridge_data_dir": data_dir,
         "bridge_service_keys": f"acme:{KEY},globex:{OTHER_TENANT_KEY}",
+        # acme acts for the sandbox's own embed users (alice, bob, ...) as they are; globex has its own namespace.
+        "bridge_tenants": "acme:plain",
         "bridge_engine": "claude" if fake_url else "omni",
     }
+    if "bridge_service_keys" in overrides:
+        del values["bridge_tenants"]  # other keys, other tenants: the test names their policy if it needs one
     if fake_url is not None:
         values |= {"anthropic_api_key": "test-key", "anthropic_base_url": fake_url}
     return load_settings(None, **(values | overrides))

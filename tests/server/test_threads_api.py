@@ -128,13 +128,15 @@ async def test_a_profile_given_with_a_new_thread_creates_the_end_user_in_omni(se
             ids = data_of(await nadia.post("/v1/threads", json=body))
             done = await wait_for_response(nadia, ids["response_id"])
         async with svc.client("stranger") as stranger:
-            unknown = data_of(await stranger.post("/v1/threads", json={"message": {"text": "revenue by region"}}))
-            refused = await wait_for_response(stranger, unknown["response_id"])
+            refused = await stranger.post("/v1/threads", json={"message": {"text": "revenue by region"}})
+            left = data_of(await stranger.get("/v1/threads"))
 
     assert done["status"] == "succeeded"
     text = "".join(p["text"] for p in done["parts"] if p["type"] == "text")
     assert "East" in text and "West" not in text
-    assert refused["status"] == "failed" and refused["error"]["type"] == "identity_error"
+    # Omni does not know the stranger and no profile creates them: refused before anything is stored.
+    assert refused.status_code == 422 and refused.json()["error"]["type"] == "unknown_user"
+    assert left == []
 
 
 async def test_feedback_is_kept_on_an_assistant_message(served: Served, tmp_path: Path) -> None:

@@ -9,6 +9,10 @@ One Omni conversation per bridge conversation: the first job's `conversationId` 
 later question continues it, so Omni's agent keeps the context. Omni allows one active job per conversation
 (409); a question that arrives while an earlier job still runs waits for it, within `busy_retries`.
 
+Polls stay within the API key's budget of REST calls (`RestPacer`): the next poll waits for the backoff or for a
+free turn, whichever is later, and a poll the budget refuses is made later, so many jobs polling at once slow
+their polls down instead of spending the budget or failing.
+
 A run that is cancelled, or whose consumer stops listening, asks Omni to cancel the job too (shielded from
 the cancellation and bounded in time), so no job keeps running for nobody.
 """
@@ -47,6 +51,7 @@ from omni_bridge.tools import (
     JobState,
     JobStatus,
     OmniRestClient,
+    RestBudgetBusy,
     derive_chart,
 )
 
@@ -185,6 +190,8 @@ class OmniEngine:
             failure = _Failure("timeout", f"Omni's AI did not answer within {self.timeout:g} s.", retryable=True)
         except OmniHTTPError as exc:
             failure = _http_failure(exc)
+        except RestBudgetBusy as exc:
+            failure = _Failure(exc.error_type, f"The bridge is at its budget of calls to Omni: {exc}", exc.retryable)
         except OmniError as exc:
             failure = _Failure(exc.error_type, f"Omni could not be reached: {exc}", exc.retryable)
         except ConfigError as exc:
@@ -248,7 +255,12 @@ class OmniEngine:
         delay = self.poll_initial
         shown: tuple[JobState, str] | None = None
         while True:
-            status = await _bounded(deadline, self._rest.get_job(job.job_id, user_id=user_id))
+            try:
+                status = await _bounded(deadline, self._rest.get_job(job.job_id, user_id=user_id))
+            except RestBudgetBusy as exc:
+                # Nothing was sent and the job runs on at Omni: poll when the budget has room, do not fail.
+                await _bounded(deadline, self._sleep(max(delay, exc.retry_after)))
+                continue
             if status.state.terminal:
                 yield status
                 return
@@ -258,7 +270,9 @@ class OmniEngine:
                 shown = (status.state, line)
                 iteration = progress.iteration if progress is not None else None
                 yield Progress(**run.stamp(), message=line, iteration=iteration)
-            await _bounded(deadline, self._sleep(delay))
+            # The next poll waits for the backoff, or longer while the key's budget has no free turn (the wait
+            # adapts to the other calls of the key instead of queueing polls in the pacer).
+            await _bounded(deadline, self._sleep(max(delay, self._rest.pace_wait())))
             delay = min(delay * 2, self.poll_max)
 
     async def _model(self) -> str:
