@@ -120,7 +120,7 @@ def _log_lines(data_dir: Path) -> list[str]:
 
 
 async def _ask(client: httpx2.AsyncClient, user: str) -> str:
-    """One question as `user`, polled to its end; the response's status."""
+    """One question as `user`, polled to its end; the response's status (`failed:<error type>` when it failed)."""
     headers = {"X-Bridge-User": user}
     for _ in range(100):
         created = await client.post("/v1/threads", json={"message": {"text": QUESTION}}, headers=headers)
@@ -130,7 +130,10 @@ async def _ask(client: httpx2.AsyncClient, user: str) -> str:
     created.raise_for_status()
     response_id = created.json()["data"]["response_id"]
     while True:
-        status: str = (await client.get(f"/v1/responses/{response_id}", headers=headers)).json()["data"]["status"]
+        data = (await client.get(f"/v1/responses/{response_id}", headers=headers)).json()["data"]
+        status: str = data["status"]
+        if status == "failed":  # counted by its error type, so a failure says what it was
+            return f"failed:{(data.get('error') or {}).get('type', 'unknown')}"
         if status not in ("queued", "running"):
             return status
         await asyncio.sleep(POLL_SECONDS)
