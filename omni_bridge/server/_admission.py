@@ -18,11 +18,10 @@ the same moment, so a cap can be exceeded by at most W - 1 answers for a moment 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
+from omni_bridge.agent._locks import KeyedLocks
 from omni_bridge.config import Settings
 from omni_bridge.server._envelope import ApiError
 from omni_bridge.stores import Owner, ServiceStore
@@ -32,13 +31,6 @@ __all__ = ["RETRY_AFTER_SECONDS", "Admission"]
 RETRY_AFTER_SECONDS = 5
 """What a refused question's `Retry-After` says: most answers take seconds, so asking again this much later is
 likely to succeed without hammering the service."""
-
-
-@dataclass
-class _TenantLock:
-    lock: asyncio.Lock
-    users: int = 0
-    """Admissions holding or waiting for the lock; at 0 the entry is dropped, so the map stays small."""
 
 
 class Admission:
@@ -60,7 +52,7 @@ class Admission:
         self.per_user = per_user
         self.per_tenant = per_tenant
         self.retry_after = retry_after
-        self._locks: dict[str, _TenantLock] = {}
+        self._locks = KeyedLocks()  # one per tenant, kept only while an admission holds or waits for it
 
     @classmethod
     def from_settings(cls, store: ServiceStore, settings: Settings) -> Admission:
@@ -83,7 +75,7 @@ class Admission:
             ApiError: 429 (`rate_limited`) with `Retry-After` when the end user or the tenant is at its cap;
                 the body does not run.
         """
-        async with self._tenant(owner.tenant):
+        async with self._locks.hold(owner.tenant):
             user_runs, tenant_runs = await self._store.count_active(owner)
             if user_runs >= self.per_user:
                 raise self._refusal(
@@ -98,17 +90,3 @@ class Admission:
     def _refusal(self, why: str) -> ApiError:
         message = f"Too many questions at once: {why}; ask again when one has finished (in about {self.retry_after} s)"
         return ApiError(429, "rate_limited", message, headers={"Retry-After": str(self.retry_after)})
-
-    @contextlib.asynccontextmanager
-    async def _tenant(self, tenant: str) -> AsyncIterator[None]:
-        entry = self._locks.get(tenant)
-        if entry is None:
-            entry = self._locks[tenant] = _TenantLock(asyncio.Lock())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[tenant]
