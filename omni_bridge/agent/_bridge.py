@@ -25,7 +25,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from omni_bridge.agent._locks import KeyedLocks
+from omni_bridge._locks import KeyedLocks
 from omni_bridge.agent.connection import OmniConnection
 from omni_bridge.agent.conversation import Conversation
 from omni_bridge.agent.conversation_store import ConversationStore, MemoryConversationStore

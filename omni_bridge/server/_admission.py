@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from omni_bridge.agent._locks import KeyedLocks
+from omni_bridge._locks import KeyedLocks
 from omni_bridge.config import Settings
 from omni_bridge.server._envelope import ApiError
 from omni_bridge.stores import Owner, ServiceStore

@@ -8,6 +8,7 @@ import contextlib
 import uuid
 
 from omni_bridge._bounded import BoundedMap
+from omni_bridge._locks import KeyedLocks
 from omni_bridge.agent import (
     Bridge,
     Conversation,
@@ -19,7 +20,6 @@ from omni_bridge.agent import (
     Usage,
     UsageLedger,
 )
-from omni_bridge.agent._locks import KeyedLocks
 from omni_bridge.config import load_settings
 from omni_bridge.exceptions import IdentityError
 from omni_bridge.sandbox import embed_user_id
