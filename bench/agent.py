@@ -1,7 +1,7 @@
 """Benchmark of the agent: what one answer costs through `Bridge` with the `claude` engine, model and topic pinned
 or not, next to a bare `anthropic` SDK stream on the same fake in the same run.
 
-    .venv/bin/python bench/agent.py [--rounds 5] [--users alice,bob] [--min-cacheable-tokens 1024]
+    .venv/bin/python bench/agent.py [--rounds 5] [--users alice,bob] [--min-cacheable-tokens 1024] [--json]
 
 Why: pinning `OMNI_MODEL_ID` + `OMNI_TOPIC_NAME` hides the selector tools so that an answer needs fewer LLM
 round trips, and prompt caching should make most input tokens cache reads; this shows by how much, and what
@@ -30,7 +30,10 @@ result shaping; waits cost nothing. Figures printed per configuration:
 Figures are steady state: each configuration first answers one question per user that is not counted
 (identity resolution, MCP session open, tool listing, first prompt-cache write). The configurations and the
 baseline run interleaved, round by round; CPU and wall figures are the best round (the one least disturbed
-by other load), token figures the mean over all answers. Loopback only, no real model.
+by other load), token figures the mean over all answers. Loopback only, no real model. With `--json` the last
+line printed is one JSON object of the headline figures (`round_trips_unpinned`, `round_trips_pinned`,
+`cache_read_share_later_pinned`, `bridge_cpu_ms_per_turn` and `sdk_cpu_ms_per_turn`, both pinned, ...), for a
+script to compare from run to run.
 """
 
 from __future__ import annotations
@@ -340,7 +343,8 @@ def _best(measured: Measured, per_round: Callable[[Round], float]) -> float:
     return 1000 * min(per_round(r) for r in measured.rounds)
 
 
-def report(results: list[Measured]) -> None:
+def report(results: list[Measured]) -> dict[str, float]:
+    """Print the table of figures (not pinned, pinned); return the headline figures for `--json`."""
     rows: list[tuple[str, list[float], str]] = []
     answered = [[a for a in m.answers if a.answered] for m in results]
     totals = [[sum(a.turns, Usage()) for a in ans] for ans in answered]
@@ -374,6 +378,18 @@ def report(results: list[Measured]) -> None:
     same = sum(1 for a, b in pairs if a.rows is not None and a.rows == b.rows)
     print(f"\nanswers with the same rows in both configurations: {same}/{len(pairs)}")
     print(f"CPU and wall figures: the best of {len(results[0].rounds)} rounds; tokens: the mean over all answers.")
+    figures = {label: values for label, values, _ in rows}
+    return {
+        "round_trips_unpinned": round(figures["LLM round trips per answer"][0], 3),
+        "round_trips_pinned": round(figures["LLM round trips per answer"][1], 3),
+        "cache_read_share_later_unpinned": round(later[0] / 100, 4),
+        "cache_read_share_later_pinned": round(later[1] / 100, 4),
+        "bridge_cpu_ms_per_turn_unpinned": round(bridge[0], 3),
+        "bridge_cpu_ms_per_turn": round(bridge[1], 3),
+        "sdk_cpu_ms_per_turn": round(sdk[1], 3),
+        "answers_with_same_rows": same,
+        "answers_compared": len(pairs),
+    }
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -423,7 +439,9 @@ async def main(args: argparse.Namespace) -> None:
             for measured in results:
                 await run_round(measured, users, fake, replay)
         print()
-        report(results)
+        figures = report(results)
+    if args.json:
+        print(json.dumps(figures))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -436,6 +454,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=1024,
         help="shortest prompt prefix the fake caches (default 1024, the API's minimum for Sonnet models)",
     )
+    parser.add_argument("--json", action="store_true", help="print the headline figures as one JSON object, last")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)  # the fake's child process
     args = parser.parse_args(argv)
     if args.rounds < 1:
