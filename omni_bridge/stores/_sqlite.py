@@ -1,11 +1,17 @@
 """The SQLite file of a store: opened (directory made, WAL, a busy timeout, the schema created and its version
 checked, every failure a `ConfigError` naming the file and the setting behind it), a second read-only connection
 for lookups, and write transactions that take the file's write lock at once.
+
+The file holds end users' questions and answers, so a file made here is readable by its owner alone: a new
+directory is made `0700` and a new database file `0600` (created empty before SQLite opens it, so its `-wal` and
+`-shm` files, which SQLite makes with the database file's mode, are `0600` too). An existing file or directory
+keeps the mode its operator gave it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -46,11 +52,13 @@ def open_sqlite(
     """
     prefix = f"{setting}: " if setting else ""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
             f"{prefix}cannot create the directory {str(path.parent)!r} for the {what}: {exc.strerror or exc}"
         ) from exc
+    with contextlib.suppress(OSError):  # there already, or not creatable: SQLite's own open says what is wrong
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:

@@ -115,8 +115,9 @@ def _history(terminal: Terminal, data_dir: Path) -> Iterator[None]:
         yield
     finally:
         with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             readline.write_history_file(path)
+            os.chmod(path, 0o600)  # the questions asked: the owner's alone, like the conversation database
 
 
 def run_chat(
