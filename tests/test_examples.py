@@ -87,3 +87,33 @@ def test_example_runs_and_prints_each_users_own_numbers(example: Example, revenu
     )
     assert completed.returncode == 0, f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
     example.check(completed.stdout, revenue)
+
+
+README = EXAMPLES_DIR.parent / "README.md"
+
+
+def _readme_snippet() -> str:
+    """The README's Python snippet ("Use it from Python"), exactly as a reader would paste it."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Use it from Python") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```", start)]
+
+
+def test_the_readme_snippet_runs_as_pasted(revenue: Revenue, tmp_path: Path) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text(_readme_snippet(), encoding="utf-8")
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**_no_configuration(), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert completed.returncode == 0, f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    # alice (West) twice, in one conversation; then cust-42, made a West user by its profile
+    assert completed.stdout.count(revenue["West"]) == 2, completed.stdout
+    assert "Order Month" in completed.stdout  # the follow-up was answered by month
+    assert revenue["East"] not in completed.stdout and "East" not in completed.stdout
