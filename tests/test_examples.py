@@ -90,19 +90,20 @@ def test_example_runs_and_prints_each_users_own_numbers(example: Example, revenu
 
 
 README = EXAMPLES_DIR.parent / "README.md"
+QUICKSTART = EXAMPLES_DIR.parent / "docs" / "quickstart.md"
 
 
-def _readme_snippet() -> str:
-    """The README's Python snippet ("Use it from Python"), exactly as a reader would paste it."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Use it from Python") :]
+def _python_snippet(document: Path, heading: str) -> str:
+    """The first Python block under `heading` in `document`, exactly as a reader would paste it."""
+    text = document.read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
     start = section.index("```python\n") + len("```python\n")
     return section[start : section.index("```", start)]
 
 
-def test_the_readme_snippet_runs_as_pasted(revenue: Revenue, tmp_path: Path) -> None:
+def _run_snippet(code: str, tmp_path: Path) -> str:
     script = tmp_path / "snippet.py"
-    script.write_text(_readme_snippet(), encoding="utf-8")
+    script.write_text(code, encoding="utf-8")
     completed = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
@@ -113,7 +114,18 @@ def test_the_readme_snippet_runs_as_pasted(revenue: Revenue, tmp_path: Path) -> 
         check=False,
     )
     assert completed.returncode == 0, f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    return completed.stdout
+
+
+def test_the_readme_snippet_runs_as_pasted(revenue: Revenue, tmp_path: Path) -> None:
+    output = _run_snippet(_python_snippet(README, "## Use it from Python"), tmp_path)
     # alice (West) twice, in one conversation; then cust-42, made a West user by its profile
-    assert completed.stdout.count(revenue["West"]) == 2, completed.stdout
-    assert "Order Month" in completed.stdout  # the follow-up was answered by month
-    assert revenue["East"] not in completed.stdout and "East" not in completed.stdout
+    assert output.count(revenue["West"]) == 2, output
+    assert "Order Month" in output  # the follow-up was answered by month
+    assert revenue["East"] not in output and "East" not in output
+
+
+def test_the_quickstart_snippet_runs_as_pasted(revenue: Revenue, tmp_path: Path) -> None:
+    output = _run_snippet(_python_snippet(QUICKSTART, "## 1. Embedded in a chatbot runtime"), tmp_path)
+    assert revenue["West"] in output
+    assert revenue["East"] not in output and "East" not in output
