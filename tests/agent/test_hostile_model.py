@@ -7,15 +7,15 @@ to the sandbox, which records the arguments each call arrived with.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from omni_bridge.agent import Bridge, Event, FinalMessage, ToolCallFinished
-from omni_bridge.config import load_settings
+from omni_bridge.agent import Bridge, FinalMessage, ToolCallFinished
 from omni_bridge.sandbox import embed_user_id
 from omni_bridge.testing import CapturedRequest, FakeAnthropic, ToolCall, text_reply, tool_use_reply
+from tests.agent.test_claude_engine import collect, settings_for
 from tests.conftest import Served
 
 
@@ -23,21 +23,6 @@ from tests.conftest import Served
 def clean(served: Served) -> Iterator[None]:
     served.sandbox.stats.reset()
     yield
-
-
-def settings_for(served: Served, fake_url: str) -> Any:
-    return load_settings(
-        None,
-        omni_base_url=served.url,
-        omni_api_key=served.org_key,
-        anthropic_api_key="test-key",
-        anthropic_base_url=fake_url,
-        bridge_engine="claude",
-    )
-
-
-async def collect(events: AsyncIterator[Event]) -> list[Event]:
-    return [event async for event in events]
 
 
 def identity_keys(value: Any, path: str = "") -> list[str]:
