@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from omni_bridge._bounded import BoundedMap
 from omni_bridge._host_check import host_check
 from omni_bridge.exceptions import ConfigError, IdentityError, OmniError
 from omni_bridge.integrations._proxy import McpProxy
@@ -90,9 +90,8 @@ class ProxyGate:
         self._digests = digests
         self._resolve = resolve
         self._user_header = user_header
-        self._max_sessions = max_sessions
-        # Mcp-Session-Id -> (service key digest, session key digest) of whoever opened it.
-        self._sessions: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        # Mcp-Session-Id -> (service key digest, session key digest) of whoever opened it; least recent forgotten.
+        self._sessions: BoundedMap[str, tuple[bytes, str]] = BoundedMap(max_sessions)
 
     def __repr__(self) -> str:
         return f"<ProxyGate service_keys={len(self._digests)} sessions={len(self._sessions)}>"
@@ -135,7 +134,6 @@ class ProxyGate:
             if not hmac.compare_digest(bound[0], caller) or bound[1] != key.digest:
                 await _refuse(403, "Forbidden: this MCP session was opened for another user")(scope, receive, send)
                 return
-            self._sessions.move_to_end(session_id)
         scope.setdefault("state", {})[_KEY_STATE] = key
         await self._app(scope, receive, self._watch(send, owner, session_id, scope["method"]))
 
@@ -159,17 +157,12 @@ class ProxyGate:
                 if session_id is None:
                     opened = MutableHeaders(scope=message).get("mcp-session-id")
                     if opened is not None:
-                        self._bind(opened, owner)
+                        self._sessions.put(opened, owner)
                 elif method == "DELETE" and message["status"] < 300:
-                    self._sessions.pop(session_id, None)
+                    self._sessions.pop(session_id)
             await send(message)
 
         return watching_send
-
-    def _bind(self, session_id: str, owner: tuple[bytes, str]) -> None:
-        self._sessions[session_id] = owner
-        while len(self._sessions) > self._max_sessions:
-            self._sessions.popitem(last=False)
 
 
 def _refuse(status: int, message: str, *, code: int = _SERVER_ERROR) -> JSONResponse:
