@@ -14,6 +14,7 @@ What it does where Omni's documentation is silent is listed in `docs/sandbox-gue
 from omni_bridge.sandbox._app import MCP_PATH, Sandbox, SandboxConfig
 from omni_bridge.sandbox._directory import DEMO_EMBED_USERS, embed_user_id
 from omni_bridge.sandbox._faults import Faults, Stats
+from omni_bridge.sandbox._job_rules import demo_branch_id
 from omni_bridge.sandbox._jobs import sign_webhook
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Sandbox",
     "SandboxConfig",
     "Stats",
+    "demo_branch_id",
     "embed_user_id",
     "sign_webhook",
 ]

@@ -11,7 +11,8 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
@@ -27,6 +28,8 @@ from omni_bridge.sandbox._directory import Directory
 from omni_bridge.sandbox._docs import DocsIndex
 from omni_bridge.sandbox._faults import Faults, Stats
 from omni_bridge.sandbox._gate import CALLER_STATE, McpGate, RateLimiter
+from omni_bridge.sandbox._job_rules import CreditLimit
+from omni_bridge.sandbox._job_store import STORE_FILE, JobStore
 from omni_bridge.sandbox._jobs import JobEngine
 from omni_bridge.sandbox._mcp import CAPABILITIES, McpTools
 from omni_bridge.sandbox._rest import rest_routes
@@ -51,6 +54,13 @@ class SandboxConfig:
     job_step_seconds: float = 0.2
     seed: int = 7
     session_idle_timeout: float = 600.0
+    data_dir: Path | None = None
+    """Where AI jobs and conversations are kept (`<data_dir>/sandbox.db`) across restarts; `None`: in memory."""
+    ai_credit_limit: int | None = None
+    """AI jobs that may run before new ones are denied (`job.denied`); `None`: no limit."""
+    ai_credit_limit_per: Literal["org", "user"] = "org"
+    webhook_on_cancel: bool = False
+    """Sandbox-only: also send a terminal webhook for a cancelled job (Omni documents none)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.capabilities) - set(CAPABILITIES)
@@ -58,6 +68,13 @@ class SandboxConfig:
             raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {list(CAPABILITIES)}")
         if self.job_step_seconds < 0:
             raise ValueError("job_step_seconds must not be negative")
+        self.credit_limit()  # a bad limit fails here, not at the first job
+
+    def credit_limit(self) -> CreditLimit | None:
+        """The AI credit limit these settings ask for."""
+        if self.ai_credit_limit is None:
+            return None
+        return CreditLimit(self.ai_credit_limit, self.ai_credit_limit_per)
 
 
 class Sandbox:
@@ -76,7 +93,15 @@ class Sandbox:
         self.stats = Stats()
         self.limiter = RateLimiter()
         self.docs = DocsIndex()
-        self.jobs = JobEngine(self.conn, today=self.config.today, step_seconds=self.config.job_step_seconds)
+        data_dir = self.config.data_dir
+        self.jobs = JobEngine(
+            self.conn,
+            today=self.config.today,
+            step_seconds=self.config.job_step_seconds,
+            store=JobStore(data_dir / STORE_FILE if data_dir is not None else None),
+            credit_limit=self.config.credit_limit(),
+            webhook_on_cancel=self.config.webhook_on_cancel,
+        )
         self.tools = McpTools(
             conn=self.conn,
             jobs=self.jobs,
@@ -121,6 +146,15 @@ class Sandbox:
 
     def fault_settings(self) -> dict[str, Any]:
         return self.faults.as_dict()
+
+    def set_ai_credit_limit(self, jobs: int | None, per: Literal["org", "user"] = "org") -> None:
+        """Let at most `jobs` AI jobs run (in the organization, or per user), counting every job the sandbox
+        keeps; later ones are denied. `None` lifts the limit."""
+        self.jobs.credit_limit = None if jobs is None else CreditLimit(jobs, per)
+
+    def forget_conversations(self) -> int:
+        """Forget every AI conversation and job, as an Omni that purged them would; how many conversations."""
+        return self.jobs.forget_conversations()
 
     def drop_sessions(self) -> int:
         """Expire every legacy MCP session: clients get `Session not found` on their next request."""

@@ -29,6 +29,7 @@ from omni_bridge.sandbox._rest_control import (
     set_faults,
     webhooks,
 )
+from omni_bridge.sandbox._rest_conversations import get_conversation, list_conversations
 from omni_bridge.sandbox._rest_embed_users import generate_session, scim_get, scim_list, v0_embed_users
 
 if TYPE_CHECKING:  # the sandbox imports this module to build its routes
@@ -58,6 +59,8 @@ _API: tuple[tuple[str, Handler, str], ...] = (
     ("/api/v1/ai/jobs/{job_id}", job_status, "GET"),
     ("/api/v1/ai/jobs/{job_id}/cancel", job_cancel, "POST"),
     ("/api/v1/ai/jobs/{job_id}/result", job_result, "GET"),
+    ("/api/v1/ai/conversations", list_conversations, "GET"),
+    ("/api/v1/ai/conversations/{conversation_id}", get_conversation, "GET"),
     ("/api/v1/ai/search-omni-docs", search_docs, "POST"),
     ("/api/v1/ai/pick-topic", pick_topic, "POST"),
 )

@@ -1,6 +1,7 @@
 """The sandbox's AI routes: AI Jobs (create, status, cancel, result), the docs search and the topic picker.
 
-A job is read with `?userId=` as that user; an organization key without `userId` reads any job, as an admin.
+A job is read with `?userId=` as that user; an organization key without `userId` reads any job, as an admin
+(Omni's own integration guide polls status and result by job id alone).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from omni_bridge.sandbox._answer import Scope, resolve_model, resolve_topic
 from omni_bridge.sandbox._caller import Caller
 from omni_bridge.sandbox._errors import SandboxHTTPError
+from omni_bridge.sandbox._job_rules import demo_branch_id
 from omni_bridge.sandbox._jobs import Job, JobState
 from omni_bridge.sandbox._rest_input import CreateJobBody, PickTopicBody, SearchDocsBody, acting_user, parse_body
 
@@ -27,7 +29,7 @@ async def create_job(sandbox: Sandbox, request: Request, caller: Caller) -> Resp
     body = await parse_body(request, CreateJobBody)
     scope = Scope(model_id=str(body.modelId), topic_name=body.topicName)
     model = resolve_model(scope)
-    if body.branchId is not None:
+    if body.branchId is not None and str(body.branchId) != demo_branch_id(model.id):
         raise SandboxHTTPError(404, f"Branch {body.branchId} not found for model {model.id}")
     if body.topicName is not None:
         resolve_topic(model, body.prompt, scope, body.topicName)
@@ -37,6 +39,8 @@ async def create_job(sandbox: Sandbox, request: Request, caller: Caller) -> Resp
         scope=scope,
         base_url=str(request.base_url),
         conversation_id=str(body.conversationId) if body.conversationId else None,
+        branch_id=str(body.branchId) if body.branchId else None,
+        attachments=[a.summary(i) for i, a in enumerate(body.attachments)],
         webhook_url=str(body.webhookUrl) if body.webhookUrl else None,
         webhook_secret=body.webhookSigningSecret,
         webhook_metadata=body.webhookMetadata,

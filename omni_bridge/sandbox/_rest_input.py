@@ -15,6 +15,7 @@ from omni_bridge._json_body import InvalidJson, load_json
 from omni_bridge.sandbox._caller import Caller
 from omni_bridge.sandbox._directory import SandboxUser
 from omni_bridge.sandbox._errors import SandboxHTTPError
+from omni_bridge.sandbox._job_rules import Attachment, check_attachments
 
 if TYPE_CHECKING:  # the sandbox imports the REST routes to build its app
     from omni_bridge.sandbox._app import Sandbox
@@ -49,6 +50,7 @@ class CreateJobBody(_Body):
     webhookSigningSecret: str | None = Field(None, min_length=1, max_length=512)
     webhookMetadata: dict[str, Any] | None = None
     progressWebhookEnabled: bool = False
+    attachments: list[Attachment] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> CreateJobBody:
@@ -56,6 +58,7 @@ class CreateJobBody(_Body):
             raise ValueError("webhookSigningSecret is required when webhookUrl is set")
         if self.progressWebhookEnabled and self.webhookUrl is None:
             raise ValueError("progressWebhookEnabled needs webhookUrl")
+        check_attachments(self.attachments, self.prompt)
         return self
 
 
@@ -135,6 +138,6 @@ def _validation_detail(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
         where = ".".join(str(p) for p in error["loc"])
-        message = "Required" if error["type"] == "missing" else error["msg"]
+        message = "Required" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     return "Bad Request: " + "; ".join(parts)
