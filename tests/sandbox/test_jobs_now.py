@@ -103,7 +103,11 @@ async def test_a_job_over_the_ai_credit_limit_is_accepted_then_denied_with_a_rea
     async with sandbox_api(SandboxConfig(job_step_seconds=0.01, ai_credit_limit=1)) as (_, api):
         first = await create(api, prompt="total revenue")
         assert (await finished(api, first["jobId"]))["state"] == "COMPLETE"
-        hook = {"webhookUrl": hooks.url, "webhookSigningSecret": "s3cret", "webhookMetadata": {"ticket": 7}}
+        hook: dict[str, Any] = {
+            "webhookUrl": hooks.url,
+            "webhookSigningSecret": "s3cret",
+            "webhookMetadata": {"ticket": 7},
+        }
         second = await create(api, prompt="total revenue", **hook)
         denied = await finished(api, second["jobId"])
         payload = await hooks.wait_for(second["jobId"])
