@@ -55,6 +55,7 @@ ErrorType = Literal[
     "connection_error",
     "conversation_busy",
     "job_failed",
+    "job_denied",
     # Omni refused a REST call of the `omni` engine: by HTTP status (else `omni_server_error` / `omni_error`).
     "bad_request",
     "authentication_error",

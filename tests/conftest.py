@@ -43,6 +43,12 @@ def _logger_levels() -> Iterator[None]:
         logger.setLevel(level)
 
 
+@pytest.fixture(autouse=True)
+def _data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`BRIDGE_DATA_DIR` in a fresh folder: the embedded sandbox keeps its jobs there, never in the home folder."""
+    monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path_factory.mktemp("bridge-data")))
+
+
 @pytest.fixture(scope="session")
 def served() -> Iterator[Served]:
     sandbox = Sandbox(SandboxConfig(job_step_seconds=0.02))

@@ -43,12 +43,13 @@ from omni_bridge.agent.identity import EndUser, IdentityResolver, OmniIdentity
 
 if TYPE_CHECKING:
     from omni_bridge.agent._bridge import Bridge
-    from omni_bridge.agent.connection import SANDBOX_SERVER, OmniConnection
+    from omni_bridge.agent.connection import SANDBOX_DIR, SANDBOX_SERVER, OmniConnection
     from omni_bridge.agent.engines import ClaudeEngine, OmniEngine, Run
 
 _LAZY = {
     "Bridge": "omni_bridge.agent._bridge",
     "OmniConnection": "omni_bridge.agent.connection",
+    "SANDBOX_DIR": "omni_bridge.agent.connection",
     "SANDBOX_SERVER": "omni_bridge.agent.connection",
     "ClaudeEngine": "omni_bridge.agent.engines",
     "OmniEngine": "omni_bridge.agent.engines",
@@ -60,6 +61,7 @@ __getattr__, __dir__ = _lazy_names(globals(), _LAZY)
 
 
 __all__ = [
+    "SANDBOX_DIR",
     "SANDBOX_SERVER",
     "ActionButton",
     "AssistantMessage",

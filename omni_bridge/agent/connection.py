@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 from omni_bridge.agent.identity import EndUser, IdentityResolver, OmniIdentity
 from omni_bridge.config import Settings, load_settings
 from omni_bridge.exceptions import ConfigError
-from omni_bridge.sandbox import MCP_PATH, Sandbox
+from omni_bridge.sandbox import MCP_PATH, Sandbox, SandboxConfig
 from omni_bridge.tools import (
     ArtifactStore,
     MemoryArtifactStore,
@@ -35,8 +36,10 @@ from omni_bridge.tools import (
 )
 from omni_bridge.types import ProtocolMode
 
-__all__ = ["SANDBOX_SERVER", "OmniConnection"]
+__all__ = ["SANDBOX_DIR", "SANDBOX_SERVER", "OmniConnection"]
 
+SANDBOX_DIR = "sandbox"
+"""The folder of `BRIDGE_DATA_DIR` where the embedded sandbox keeps its AI jobs and conversations."""
 SANDBOX_SERVER = "sandbox:embedded"
 """The `server` of identities on the embedded sandbox: it listens on a new port each run but keeps its users'
 ids, so identities (and the conversations bound to them) name it by this stable label rather than by its URL."""
@@ -89,6 +92,7 @@ class OmniConnection:
         identity_ttl: float = 300.0,
         policy: ToolPolicy | None = None,
         artifacts: ArtifactStore | None = None,
+        sandbox_data_dir: Path | None = None,
     ) -> None:
         """Describe the connection; nothing is opened before `async with`.
 
@@ -112,6 +116,8 @@ class OmniConnection:
             identity_ttl: how long an end user's resolved Omni id (and a reverse lookup) is reused.
             policy: which tools are offered to a model, and the result budget (used by `toolset`).
             artifacts: where full results are kept for `read_result`; default: in memory.
+            sandbox_data_dir: where the embedded sandbox keeps its AI jobs and conversations across restarts
+                (`from_settings`: `BRIDGE_DATA_DIR/sandbox`); `None`: in memory, forgotten when it stops.
 
         Raises:
             ConfigError: an Omni is named but no API key is given.
@@ -137,6 +143,7 @@ class OmniConnection:
         self._identity_ttl = identity_ttl
         self.policy = policy or ToolPolicy()
         self.artifacts: ArtifactStore = artifacts if artifacts is not None else MemoryArtifactStore()
+        self._sandbox_data_dir = sandbox_data_dir
         self._stack = contextlib.AsyncExitStack()
         self._open: _Open | None = None
         self._state: Literal["new", "open", "closed"] = "new"
@@ -167,6 +174,7 @@ class OmniConnection:
             "idle_seconds": settings.bridge_session_idle_seconds,
             "identity_ttl": settings.bridge_identity_ttl_seconds,
             "policy": ToolPolicy.from_settings(settings),
+            "sandbox_data_dir": settings.bridge_data_dir / SANDBOX_DIR,
         }
         if not sandbox:
             values["api_key"] = settings.omni_api_key  # also for an MCP endpoint given as an option
@@ -200,7 +208,7 @@ class OmniConnection:
             sandbox = None
             base_url, api_key = self._base_url, self._api_key
             if base_url is None:
-                sandbox = Sandbox()
+                sandbox = Sandbox(SandboxConfig(data_dir=self._sandbox_data_dir))
                 base_url = await stack.enter_async_context(sandbox.serve())
                 api_key = SecretStr(sandbox.config.org_key)
             assert api_key is not None  # the constructor refuses a base URL without a key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omni_bridge import __version__
@@ -31,6 +32,15 @@ def add_command(commands: Commands) -> None:
         default=1.0,
         help="time each AI job state lasts, so polling clients see progress (default 1.0)",
     )
+    sandbox.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where AI jobs and conversations are kept across restarts (default: BRIDGE_DATA_DIR/sandbox)",
+    )
+    sandbox.add_argument(
+        "--memory", action="store_true", help="keep AI jobs and conversations in memory only (forgotten on stop)"
+    )
     sandbox.set_defaults(handler=run)
 
 
@@ -38,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     """Serve the sandbox until Ctrl-C, after printing where it listens and the keys it takes."""
     from omni_bridge.sandbox import MCP_PATH, Sandbox, SandboxConfig  # MCP and starlette: loaded to run only
 
-    config = SandboxConfig(job_step_seconds=args.job_step_seconds)
+    data_dir = None if args.memory else (args.data_dir or _default_data_dir())
+    config = SandboxConfig(job_step_seconds=args.job_step_seconds, data_dir=data_dir)
     sandbox = Sandbox(config, host=args.host)
 
     async def serve() -> None:
@@ -56,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             print("  sandbox docs      " + f"{url}/docs/sandbox-overview")
+            print(f"  AI jobs kept in   {data_dir if data_dir is not None else 'memory (forgotten on stop)'}")
             print("Point the bridge at it with  OMNI_BASE_URL=" + url + f"  OMNI_API_KEY={config.org_key}")
             print("Press Ctrl-C to stop.", flush=True)
             await asyncio.Event().wait()
@@ -63,3 +75,11 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
     return 0
+
+
+def _default_data_dir() -> Path:
+    """`BRIDGE_DATA_DIR/sandbox`, where the embedded sandbox keeps its jobs too (so both see the same ones)."""
+    from omni_bridge.agent import SANDBOX_DIR
+    from omni_bridge.config import load_settings
+
+    return load_settings().bridge_data_dir / SANDBOX_DIR

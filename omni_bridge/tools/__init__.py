@@ -19,6 +19,10 @@ from omni_bridge.tools._read_result import (
 )
 from omni_bridge.tools._rest import OmniRestClient
 from omni_bridge.tools._rest_models import (
+    ConversationDetail,
+    ConversationMessage,
+    ConversationPage,
+    ConversationSummary,
     EmbedUser,
     JobAction,
     JobCancelled,
@@ -60,6 +64,10 @@ __all__ = [
     "ChartPoint",
     "ChartSeries",
     "ClaudeTool",
+    "ConversationDetail",
+    "ConversationMessage",
+    "ConversationPage",
+    "ConversationSummary",
     "DataChart",
     "EmbedUser",
     "InvalidReadArguments",

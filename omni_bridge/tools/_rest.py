@@ -1,7 +1,8 @@
 """`OmniRestClient`: the Omni REST endpoints the bridge uses (AI Jobs, embed users, generate-session, models).
 
 The client is its call groups over one transport: `RestTransport` (the key, retries, errors), `EmbedUserCalls`
-(SCIM lookup and generate-session upsert), `CatalogCalls` (models and topics) and `JobCalls` (AI Jobs).
+(SCIM lookup and generate-session upsert), `CatalogCalls` (models and topics), `JobCalls` (AI Jobs) and
+`ConversationCalls` (AI conversations).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 from omni_bridge.config import Settings
 from omni_bridge.exceptions import ConfigError
 from omni_bridge.tools._rest_catalog import CatalogCalls
+from omni_bridge.tools._rest_conversations import ConversationCalls
 from omni_bridge.tools._rest_embed_users import EmbedUserCalls
 from omni_bridge.tools._rest_jobs import JobCalls
 from omni_bridge.tools._rest_pacer import configured_budget
@@ -20,7 +22,7 @@ from omni_bridge.tools._rest_pacer import configured_budget
 __all__ = ["OmniRestClient"]
 
 
-class OmniRestClient(EmbedUserCalls, CatalogCalls, JobCalls):
+class OmniRestClient(EmbedUserCalls, CatalogCalls, JobCalls, ConversationCalls):
     """An async client of Omni's REST API, acting with one organization API key.
 
     Use it as an async context manager, or call `aclose()`. Safe to share between tasks.

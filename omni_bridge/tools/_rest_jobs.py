@@ -6,7 +6,7 @@ is not idempotent: it is never sent twice after a failure that may have come aft
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import SecretStr
@@ -28,6 +28,8 @@ class JobCalls(RestTransport):
         user_id: str | None = None,
         topic_name: str | None = None,
         conversation_id: str | None = None,
+        branch_id: str | None = None,
+        attachments: Sequence[Mapping[str, Any]] = (),
         webhook_url: str | None = None,
         webhook_signing_secret: str | SecretStr | None = None,
         webhook_metadata: Mapping[str, Any] | None = None,
@@ -43,7 +45,10 @@ class JobCalls(RestTransport):
             prompt: the question.
             user_id: the Omni user to act for (needs an organization key); `None` acts as the key's owner.
             topic_name: pin a topic; `None` lets the AI pick one.
-            conversation_id: continue a conversation (one active job per conversation, else 409).
+            conversation_id: continue a conversation (one active job per conversation, else 404 if Omni does
+                not know it, 409 while a job of it is active).
+            branch_id: a branch of the model to work on (its edits go there).
+            attachments: images or PDFs, each `{"data": <base64>, "mimeType": ..., "name"?: ...}`, sent as given.
             webhook_url: where Omni POSTs the terminal event (signed, see `verify_webhook`).
             webhook_signing_secret: the secret Omni signs webhooks with; required with `webhook_url`.
             webhook_metadata: returned unchanged in webhook payloads.
@@ -63,6 +68,10 @@ class JobCalls(RestTransport):
             body["topicName"] = topic_name
         if conversation_id is not None:
             body["conversationId"] = conversation_id
+        if branch_id is not None:
+            body["branchId"] = branch_id
+        if attachments:
+            body["attachments"] = [dict(a) for a in attachments]
         if webhook_url is not None:
             secret = webhook_signing_secret
             body["webhookUrl"] = webhook_url

@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "DENIAL_CODES",
+    "ConversationDetail",
+    "ConversationMessage",
+    "ConversationPage",
+    "ConversationSummary",
     "EmbedUser",
     "JobAction",
     "JobCancelled",
@@ -207,12 +212,29 @@ class JobProgress(_OmniBody):
     updated_at: datetime | None = None
 
 
+DENIAL_CODES = frozenset({"AI_CREDIT_LIMIT_EXCEEDED", "JOB_DENIED", "DENIED", "CREDIT_LIMIT_EXCEEDED"})
+"""Error codes that mean Omni denied the job (e.g. over the AI credit limit) rather than failed at it. Omni
+documents the `job.denied` webhook and its `reason`, not how a polled denied job looks: these are guesses, and
+a `reason` on the error counts as a denial too."""
+
+
 class JobError(_OmniBody):
     """Why a job `FAILED`, e.g. `code="QUERY_EXECUTION_ERROR"`."""
 
     message: str
     code: str | None = None
     detail: str | None = None
+    reason: str | None = None
+    """Why Omni denied the job (`job.denied`), when it was denied rather than failed."""
+
+    @property
+    def denial_reason(self) -> str | None:
+        """Why the job was denied (over the AI credit limit, …), or `None` when it simply failed."""
+        if self.reason:
+            return self.reason
+        if (self.code or "").upper() in DENIAL_CODES:
+            return self.message
+        return None
 
 
 class JobStatus(_OmniBody):
@@ -259,7 +281,10 @@ class QueryActionResult(_OmniBody):
 
 
 class JobAction(_OmniBody):
-    """One step the AI took (`generate_query`, `summarize`, and types Omni has not documented)."""
+    """One step the AI took (`generate_query`, `summarize`, `failure`, and types Omni has not documented).
+
+    A `failure` action (a step that failed, seen in Omni's live results) has no `timestamp`; neither is required.
+    """
 
     type: str
     message: str | None = None
@@ -282,9 +307,56 @@ class JobResult(_OmniBody):
         """The results of the job's `generate_query` actions, in order."""
         return [a.result for a in self.actions if a.result is not None]
 
+    @property
+    def failures(self) -> list[str]:
+        """What each `failure` action says went wrong, in order."""
+        return [a.message or "A step failed" for a in self.actions if a.type == "failure"]
+
 
 class JobCancelled(_OmniBody):
     """The answer of `POST /api/v1/ai/jobs/{jobId}/cancel`: the job's state after the request."""
 
     job_id: str
     state: JobState
+
+
+# --- AI conversations ------------------------------------------------------------------------------------
+
+
+class ConversationSummary(_OmniBody):
+    """One conversation of `GET /api/v1/ai/conversations`."""
+
+    id: str
+    name: str | None = None
+    last_user_prompt: str | None = None
+    updated_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+class ConversationPage(ListPage):
+    """A page of `GET /api/v1/ai/conversations`, most recent first; follow `page_info.next_cursor`."""
+
+    data: list[ConversationSummary] = Field(default_factory=list)
+    page_info: PageInfo = PageInfo()
+
+
+class ConversationMessage(_OmniBody):
+    """One turn of a conversation; an assistant turn carries the `job_id` that answered it and its link."""
+
+    role: str
+    content: str = ""
+    timestamp: datetime | None = None
+    job_id: str | None = None
+    omni_chat_url: str | None = None
+
+
+class ConversationDetail(_OmniBody):
+    """`GET /api/v1/ai/conversations/{conversationId}`: the whole history, oldest first."""
+
+    id: str
+    user_id: str | None = None
+    organization_id: str | None = None
+    name: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    messages: list[ConversationMessage] = Field(default_factory=list)

@@ -6,7 +6,9 @@ turning its progress into `Progress` events, then reads the result: the answer's
 rows as CSV, which are kept as artifacts owned by the user and drawn as charts where they can be.
 
 One Omni conversation per bridge conversation: the first job's `conversationId` is saved at once and every
-later question continues it, so Omni's agent keeps the context. Omni allows one active job per conversation
+later question continues it, so Omni's agent keeps the context. If Omni no longer knows it, a new one is started
+with the recent context carried over, and the answer says so; a job Omni denies ends as `job_denied`
+(`omni_recovery`). Omni allows one active job per conversation
 (409); a question that arrives while an earlier job still runs waits for it, within `busy_retries`.
 
 Polls stay within the API key's budget of REST calls (`RestPacer`): the next poll waits for the backoff or for a
@@ -27,6 +29,13 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from omni_bridge.agent.engines.omni_recovery import (
+    Rebound,
+    denial_of_refusal,
+    denial_of_status,
+    denied_message,
+    is_lost_conversation,
+)
 from omni_bridge.agent.engines.run import Run
 from omni_bridge.agent.events import (
     AssistantMessage,
@@ -98,6 +107,8 @@ class _Answer:
     text: str = ""
     charts: list[ChartPart] = field(default_factory=list)
     chat_url: str | None = None
+    notices: list[ContentPart] = field(default_factory=list)
+    """Said before the answer (e.g. that Omni had lost the conversation and a new one was started)."""
 
 
 class OmniEngine:
@@ -165,11 +176,14 @@ class OmniEngine:
         failure: _Failure | None = None
         answer = _Answer()
         try:
-            job = await self._submit(run, deadline)
+            job, rebound = await self._submit(run, deadline)
             answer.chat_url = job.omni_chat_url
             if conversation.omni_conversation_id != job.conversation_id:
                 conversation.omni_conversation_id = job.conversation_id
                 await run.checkpoint()
+            if rebound is not None:
+                answer.notices = rebound.parts(job.conversation_id)
+                yield Progress(**run.stamp(), message=rebound.notice)
             async with contextlib.aclosing(self._poll(run, job, deadline)) as updates:
                 async for update in updates:
                     if isinstance(update, JobStatus):
@@ -213,7 +227,7 @@ class OmniEngine:
             yield ErrorEvent(
                 **run.stamp(), error_type=failure.error_type, message=failure.message, retryable=failure.retryable
             )
-            answer = _Answer(text=failure.message, chat_url=answer.chat_url)
+            answer = _Answer(text=failure.message, chat_url=answer.chat_url, notices=answer.notices)
         else:
             for chart in answer.charts:
                 yield ChartReady(**run.stamp(), chart=chart.chart, result_id=chart.result_id)
@@ -225,9 +239,23 @@ class OmniEngine:
         await run.checkpoint()
         yield self._final(run, answer, "errored" if failure is not None else "completed")
 
-    async def _submit(self, run: Run, deadline: float) -> JobCreated:
-        """Create the job, waiting (with backoff) while an earlier job of the conversation is still active."""
+    async def _submit(self, run: Run, deadline: float) -> tuple[JobCreated, Rebound | None]:
+        """Create the job; in a new Omni conversation, with the context carried over, if Omni lost the old one."""
         model_id = await _bounded(deadline, self._model())
+        lost = run.conversation.omni_conversation_id
+        try:
+            return await self._create(run, deadline, model_id, run.question, lost), None
+        except OmniHTTPError as exc:
+            if lost is None or not is_lost_conversation(exc):
+                raise
+        log.info("run %s: Omni no longer knows its conversation; starting a new one", run.response_id)
+        rebound = Rebound.of(run.conversation.messages[:-1], run.question, lost_conversation_id=lost)
+        return await self._create(run, deadline, model_id, rebound.prompt, None), rebound
+
+    async def _create(
+        self, run: Run, deadline: float, model_id: str, prompt: str, conversation_id: str | None
+    ) -> JobCreated:
+        """Create the job, waiting (with backoff) while an earlier job of the conversation is still active."""
         delay = self.poll_initial
         for attempt in range(self.busy_retries + 1):
             try:
@@ -235,10 +263,10 @@ class OmniEngine:
                     deadline,
                     self._rest.create_job(
                         model_id=model_id,
-                        prompt=run.question,
+                        prompt=prompt,
                         user_id=run.conversation.identity.user_id,
                         topic_name=self.topic_name,
-                        conversation_id=run.conversation.omni_conversation_id,
+                        conversation_id=conversation_id,
                     ),
                 )
             except OmniHTTPError as exc:
@@ -331,7 +359,8 @@ class OmniEngine:
             log.debug("Omni job %s is %s after the cancel", job_id, cancelled.state)
 
     def _final(self, run: Run, answer: _Answer, outcome: Literal["completed", "errored", "canceled"]) -> FinalMessage:
-        parts: list[ContentPart] = [TextPart(text=answer.text)] if answer.text else []
+        parts: list[ContentPart] = [*answer.notices]
+        parts += [TextPart(text=answer.text)] if answer.text else []
         parts.extend(answer.charts[-1:])
         if answer.chat_url:
             parts.append(StructuredActionPart(action="open_in_omni", url=answer.chat_url))
@@ -355,6 +384,9 @@ def _job_failure(status: JobStatus) -> _Failure:
     """What to tell the user when the job `FAILED`: Omni's own error, as it gave it."""
     if status.error is None:
         return _Failure("job_failed", "Omni's AI could not answer the question.", retryable=False)
+    reason = denial_of_status(status)
+    if reason is not None:
+        return _Failure("job_denied", denied_message(reason), retryable=False)
     code: ErrorType | ForeignErrorCode = ForeignErrorCode(status.error.code) if status.error.code else "job_failed"
     return _Failure(code, status.error.message, retryable=False)
 
@@ -364,6 +396,9 @@ def _http_failure(exc: OmniHTTPError) -> _Failure:
     if exc.status == 409:
         message = "An earlier question in this conversation is still being answered; please ask again in a moment."
         return _Failure("conversation_busy", message, retryable=True)
+    reason = denial_of_refusal(exc)
+    if reason is not None:
+        return _Failure("job_denied", denied_message(reason), retryable=False)
     error_type = _ERROR_TYPES.get(exc.status, "omni_server_error" if exc.status >= 500 else "omni_error")
     retryable = exc.status == 429 or exc.status >= 500
     return _Failure(error_type, f"Omni refused the question (HTTP {exc.status}): {exc.detail}", retryable)
