@@ -29,7 +29,7 @@ from omni_bridge._locks import KeyedLocks
 from omni_bridge.agent.connection import OmniConnection
 from omni_bridge.agent.conversation import Conversation
 from omni_bridge.agent.conversation_store import ConversationStore, MemoryConversationStore
-from omni_bridge.agent.engines import ClaudeEngine, Engine, OmniEngine, Run
+from omni_bridge.agent.engines import ClaudeEngine, Engine, JobOptions, OmniEngine, Run
 from omni_bridge.agent.events import AssistantMessage, ErrorEvent, Event, FinalMessage, UsageLedger, new_message_id
 from omni_bridge.agent.identity import EndUser, OmniIdentity
 from omni_bridge.config import Settings, load_settings
@@ -209,6 +209,7 @@ class Bridge:
         conversation_id: str | None = None,
         engine: EngineName | None = None,
         save: Callable[[Conversation], Awaitable[None]] | None = None,
+        job_options: JobOptions | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Answer `question` for `user`, yielding events; the last is a `FinalMessage` (unless cancelled).
 
@@ -221,6 +222,7 @@ class Bridge:
                 conversation keeps the engine it started with.
             save: persists the conversation after each turn of this run, instead of the store's `save` (e.g.
                 to write it in one transaction with other records).
+            job_options: an AI job's branch and attachments, for the `omni` engine to pass on to Omni.
 
         Raises:
             IdentityError: the user cannot be resolved, or the conversation belongs to another user.
@@ -240,6 +242,7 @@ class Bridge:
                 toolset=await parts.connection.toolset(identity, artifacts=parts.store.artifacts),
                 save=save,
                 ledger=self.ledger,
+                job_options=job_options,
             )
             engine_impl = parts.engines[conversation.engine]
             try:

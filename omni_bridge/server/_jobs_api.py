@@ -13,6 +13,11 @@ anything is stored. Status, result and
 cancel also work by job id alone, as an Omni organization key reads any job of its organization: the service
 key reads any job of its tenant. Jobs of another tenant, or of another user than the one named, are not found
 (404). `modelId` must be a shared model Omni lists (asked once, kept a while), as at Omni.
+
+`branchId` and `attachments` go on to Omni with the job when Omni's own agent answers (the `omni` engine); the
+`claude` engine works on the model and reads no attachments. `webhookMetadata` comes back in every webhook. A job
+Omni denies (over its AI credit limit) ends FAILED with `error.code` `JOB_DENIED` and the `job.denied` webhook
+with its `reason`; a cancelled job sends no webhook, as at Omni.
 """
 
 from __future__ import annotations
@@ -30,13 +35,16 @@ from starlette.routing import Route
 
 from omni_bridge._json_body import InvalidJson, load_json
 from omni_bridge.agent import EndUser
+from omni_bridge.agent.engines import JobOptions
 from omni_bridge.agent.events import TextPart
 from omni_bridge.exceptions import ErrorType, IdentityError, OmniError, OmniHTTPError
 from omni_bridge.server._auth import USER_HEADER, user_from_request
-from omni_bridge.server._envelope import MAX_BODY_BYTES, ApiError, OmniErrorBody
+from omni_bridge.server._conversations_api import conversation_routes
+from omni_bridge.server._envelope import ApiError, OmniErrorBody
 from omni_bridge.server._jobs_models import (
     FACTS_KEY,
     JOB_STATES,
+    MAX_JOB_BODY_BYTES,
     CreateJobBody,
     JobCancelled,
     JobCreated,
@@ -146,7 +154,7 @@ class JobsApi:
 
     @property
     def routes(self) -> list[Route]:
-        """The four routes, each described for the OpenAPI document."""
+        """The four job routes and the two conversation routes, each described for the OpenAPI document."""
         return [
             ApiRoute(_operation("POST", "", "aiJobSubmit", "Create an AI job", JobCreated, 201), self.create_job),
             ApiRoute(
@@ -159,6 +167,7 @@ class JobsApi:
             ApiRoute(
                 _operation("POST", "/{job_id}/cancel", "aiJobCancel", "Cancel an AI job", JobCancelled), self.cancel_job
             ),
+            *conversation_routes(self),
         ]
 
     # --- who is asking -------------------------------------------------------------------------------------
@@ -195,6 +204,15 @@ class JobsApi:
         if header is not None and header != user:
             raise _error(400, f"Bad Request: userId and {USER_HEADER} name different users")
         return Owner(tenant=tenant, user=user), user_id
+
+    async def reader(self, request: Request) -> tuple[str, Owner | None]:
+        """(tenant, the end user the request names, or `None` for the whole tenant); another tenant's is a 404."""
+        tenant = self._tenant(request)
+        try:
+            named = await self._named(request, tenant)
+        except _ForeignUser as foreign:
+            raise _error(404, f"User {foreign.user_id} not found") from None
+        return tenant, named[0] if named is not None else None
 
     async def _owner(self, request: Request) -> tuple[str, Owner, str | None]:
         """(tenant, owner, Omni user id if the request named one) of a request that must name its end user."""
@@ -309,7 +327,11 @@ class JobsApi:
                 accepted = await store.create_job(None, message, job)
         if not accepted:
             raise _error(409, "An active job already exists for this conversation")
-        self.service.runner.start(job, user=end_user, engine=engine)
+        options = JobOptions(
+            branch_id=facts.branch_id if body.branchId is None else str(body.branchId),
+            attachments=tuple(a.body() for a in body.attachments),
+        )
+        self.service.runner.start(job, user=end_user, engine=engine, job_options=options)
         log.debug("job %s started for tenant %s", job.id, tenant)
         created_body = JobCreated(jobId=job.id, conversationId=conversation_id, omniChatUrl=facts.chat_url)
         return JSONResponse(created_body.body(), status_code=201)
@@ -413,15 +435,15 @@ def jobs_routes(service: Service) -> list[Route]:
 
 async def _parse(request: Request) -> CreateJobBody:
     """The create-job body, or a 400/413 in Omni's words (the body is read in chunks, at most the limit)."""
-    too_large = _error(413, f"Request body too large: at most {MAX_BODY_BYTES} bytes")
+    too_large = _error(413, f"Request body too large: at most {MAX_JOB_BODY_BYTES} bytes")
     declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and int(declared) > MAX_JOB_BODY_BYTES:
         raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > MAX_JOB_BODY_BYTES:
             raise too_large
         chunks.append(chunk)
     raw = b"".join(chunks)

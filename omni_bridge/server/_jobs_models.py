@@ -34,11 +34,12 @@ from omni_bridge.agent.events import (
     ToolCallStarted,
 )
 from omni_bridge.stores import ResponseRecord, ResponseStatus, StoredEvent, ThreadRecord
-from omni_bridge.tools import Artifact
+from omni_bridge.tools import Artifact, JobAttachment, check_attachments
 
 __all__ = [
     "FACTS_KEY",
     "JOB_STATES",
+    "MAX_JOB_BODY_BYTES",
     "CreateJobBody",
     "JobAction",
     "JobCancelled",
@@ -52,6 +53,7 @@ __all__ = [
     "answer_text",
     "build_result",
     "build_status",
+    "iso_time",
     "organization_id",
     "parse_events",
     "progress_of",
@@ -75,6 +77,10 @@ FACTS_KEY = "omni_job"
 """Where a job-created thread keeps its `JobFacts` in `ThreadRecord.metadata`."""
 
 MAX_METADATA_BYTES = 16 * 1024
+MAX_JOB_BODY_BYTES = 21 * 1024 * 1024
+"""A create-job body at most: room for Omni's 15 MB of attachments, base64-encoded, and the prompt."""
+DENIED_CODE = "JOB_DENIED"
+"""`error.code` of a job Omni denied (e.g. over its AI credit limit); its terminal webhook is `job.denied`."""
 MAX_SECRET_CHARS = 512
 _DEFAULT_PROGRESS = "Working on the question"
 _ORG_NAMESPACE = uuid.UUID("7b0f4c1e-5a0d-4d4e-9a55-0b1d9e0f6a11")
@@ -85,6 +91,10 @@ def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+iso_time = _iso
+"""Omni's timestamp form, for the other routes of the Omni-compatible face."""
 
 
 def organization_id(tenant: str) -> str:
@@ -109,6 +119,8 @@ class CreateJobBody(BaseModel):
     webhookSigningSecret: SecretStr | None = None
     webhookMetadata: dict[str, JsonValue] | None = None
     progressWebhookEnabled: bool = False
+    attachments: list[JobAttachment] = Field(default_factory=list)
+    """Images or PDFs for Omni's AI (passed on to Omni by the `omni` engine)."""
 
     @model_validator(mode="after")
     def _webhook_options(self) -> CreateJobBody:
@@ -121,6 +133,7 @@ class CreateJobBody(BaseModel):
             raise ValueError("progressWebhookEnabled needs webhookUrl")
         if self.webhookMetadata is not None and len(json.dumps(self.webhookMetadata)) > MAX_METADATA_BYTES:
             raise ValueError(f"webhookMetadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
+        check_attachments(self.attachments, self.prompt)
         return self
 
 
@@ -186,6 +199,8 @@ class JobError(_Body):
     message: str
     code: str | None = None
     detail: str | None = None
+    reason: str | None = None
+    """Why Omni denied the job (`code` `JOB_DENIED`), as the `job.denied` webhook's `reason`."""
 
 
 class JobStatus(_Body):
@@ -281,7 +296,10 @@ def _error(record: ResponseRecord) -> JobError:
     if record.error is None:
         return JobError(message="The job failed", code="JOB_FAILED")
     detail = record.error.message
-    return JobError(message=detail.split("\n", 1)[0], code=record.error.type.upper(), detail=detail)
+    error = JobError(message=detail.split("\n", 1)[0], code=record.error.type.upper(), detail=detail)
+    if record.error.type == "job_denied":
+        error.code, error.reason = DENIED_CODE, detail
+    return error
 
 
 def build_status(
@@ -426,12 +444,18 @@ def _event_id(job_id: str, status: str, now: float) -> str:
     return f"evt_{job_id.split('-')[0]}_{status}_{int(now)}"
 
 
+_EVENTS = {"COMPLETE": "job.complete", "FAILED": "job.failed", "CANCELLED": "job.cancelled"}
+
+
 def terminal_payload(record: ResponseRecord, *, now: float | None = None) -> dict[str, JsonValue]:
-    """The webhook body of a finished job (Omni's keys; `error` added when it `FAILED`)."""
+    """The webhook body of a finished job: Omni's keys, its `event` (`job.complete`, `job.failed`, `job.denied`),
+    `error` when it `FAILED`, and `reason` when Omni denied it (the state is FAILED then too)."""
     state = JOB_STATES[record.status]
     metadata = record.webhook.metadata if record.webhook is not None else None
+    denied = record.error is not None and record.error.type == "job_denied" and state == "FAILED"
     payload: dict[str, JsonValue] = {
-        "event_id": _event_id(record.id, state, time.time() if now is None else now),
+        "event_id": _event_id(record.id, "DENIED" if denied else state, time.time() if now is None else now),
+        "event": "job.denied" if denied else _EVENTS.get(state, state.lower()),
         "jobId": record.id,
         "status": state,
         "result_summary": answer_text(record.parts) if state == "COMPLETE" else None,
@@ -439,7 +463,10 @@ def terminal_payload(record: ResponseRecord, *, now: float | None = None) -> dic
         "completed_at": _iso(record.finished_at or record.updated_at),
     }
     if state == "FAILED":
-        payload["error"] = _error(record).body()
+        error = _error(record)
+        payload["error"] = error.body()
+        if denied:
+            payload["reason"] = error.reason
     return payload
 
 

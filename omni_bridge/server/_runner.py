@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from omni_bridge.agent import Bridge, Conversation, EndUser
+from omni_bridge.agent.engines import JobOptions
 from omni_bridge.agent.events import (
     AssistantMessage,
     ErrorEvent,
@@ -101,6 +102,7 @@ class _Run:
     response: ResponseRecord
     user: str | EndUser
     engine: EngineName | None
+    job_options: JobOptions | None = None
     task: asyncio.Task[None] | None = None
     asking: bool = False
     stop_reason: StopCause | None = None
@@ -176,6 +178,7 @@ class ResponseRunner:
         *,
         user: EndUser | None = None,
         engine: EngineName | None = None,
+        job_options: JobOptions | None = None,
     ) -> None:
         """Run `response` in the background on this worker.
 
@@ -183,6 +186,8 @@ class ResponseRunner:
             response: a queued response, as written to the store.
             user: the end user with a profile to upsert; default: the owner's user id alone.
             engine: the engine of a new thread; an existing conversation keeps its own.
+            job_options: an AI job's branch and attachments (kept in memory only: a queued response is run by
+                the worker that wrote it, or ends lost).
 
         Raises:
             RuntimeError: the runner is closed (the service is shutting down).
@@ -191,7 +196,7 @@ class ResponseRunner:
             raise RuntimeError("the runner is closed")
         if response.id in self._runs:
             return
-        run = _Run(response=response, user=user or response.owner.user, engine=engine)
+        run = _Run(response=response, user=user or response.owner.user, engine=engine, job_options=job_options)
         self._runs[response.id] = run
         run.task = asyncio.create_task(self._execute(run), name=f"response {response.id}")
         run.task.add_done_callback(lambda _task: self._runs.pop(response.id, None))
@@ -364,7 +369,12 @@ class ResponseRunner:
             run.conversation_changed = True
 
         events = self._bridge.ask(
-            user=run.user, question=response.prompt, conversation_id=response.thread_id, engine=run.engine, save=keep
+            user=run.user,
+            question=response.prompt,
+            conversation_id=response.thread_id,
+            engine=run.engine,
+            save=keep,
+            job_options=run.job_options,
         )
         async with contextlib.aclosing(events) as stream:
             async for event in stream:

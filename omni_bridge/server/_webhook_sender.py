@@ -359,8 +359,12 @@ class JobWebhooks:
             await self._send(current, progress_payload(current, progress), attempts=1)
 
     async def finished(self, response: ResponseRecord) -> None:
-        """A response ended: its terminal event, if it is a job with a webhook."""
+        """A response ended: its terminal event, if it is a job with a webhook (none when it was cancelled: Omni
+        documents no webhook for a cancelled job, and a receiver written for Omni expects none)."""
         if response.origin != "job" or response.webhook is None or response.status not in TERMINAL_STATUSES:
+            return
+        if response.status == "canceled":
+            self._followed.pop(response.id, None)
             return
         followed = self._follow(response.id)
         async with followed.lock:

@@ -210,6 +210,29 @@ class PostgresStore:
             rows = await cursor.fetchall()
         return [ThreadRecord.model_validate(row[0]) for row in rows]
 
+    async def list_tenant_threads(
+        self, tenant: str, *, limit: int = 20, before: datetime | None = None
+    ) -> builtins.list[ThreadRecord]:
+        check_limit(limit)
+        await self.open()
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT record FROM bridge_threads WHERE tenant = %s "
+                "AND (%s::timestamptz IS NULL OR updated_at < %s::timestamptz) "
+                "ORDER BY updated_at DESC, id DESC LIMIT %s",
+                (tenant, before, before, limit),
+            )
+            rows = await cursor.fetchall()
+        return [ThreadRecord.model_validate(row[0]) for row in rows]
+
+    async def thread_owner(self, tenant: str, thread_id: str) -> Owner | None:
+        await self.open()
+        async with self._db.connection() as conn:
+            row = await one(
+                conn, "SELECT end_user FROM bridge_threads WHERE id = %s AND tenant = %s", (thread_id, tenant)
+            )
+        return None if row is None else Owner(tenant=tenant, user=row[0])
+
     async def list_messages(self, owner: Owner, thread_id: str) -> builtins.list[MessageRecord] | None:
         await self.open()
         async with self._db.connection() as conn:

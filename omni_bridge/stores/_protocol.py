@@ -101,6 +101,20 @@ class ServiceStore(Protocol):
         """The owner's threads, most recently updated first; `before` pages on `updated_at`."""
         ...
 
+    async def list_tenant_threads(
+        self, tenant: str, *, limit: int = 20, before: datetime | None = None
+    ) -> list[ThreadRecord]:
+        """The threads of every end user of `tenant`, most recently updated first; `before` pages on `updated_at`.
+
+        For a caller acting for the whole tenant (the AI conversations API lists them under a service key, as
+        Omni lets an organization key read any conversation).
+        """
+        ...
+
+    async def thread_owner(self, tenant: str, thread_id: str) -> Owner | None:
+        """Whose thread this is, among the end users of `tenant`; `None` if it is not one of the tenant's."""
+        ...
+
     async def list_messages(self, owner: Owner, thread_id: str) -> list[MessageRecord] | None:
         """The thread's messages, oldest first; `None` when there is no such thread for this owner."""
         ...

@@ -213,6 +213,27 @@ class SqliteStore:
         rows = await self._run(lambda db: db.execute(query, params).fetchall())
         return [ThreadRecord.model_validate_json(row[0]) for row in rows]
 
+    async def list_tenant_threads(
+        self, tenant: str, *, limit: int = 20, before: datetime | None = None
+    ) -> builtins.list[ThreadRecord]:
+        check_limit(limit)
+        query = "SELECT record FROM threads WHERE tenant = ?"
+        params: list[object] = [tenant]
+        if before is not None:
+            query += " AND updated_us < ?"
+            params.append(to_us(before))
+        query += " ORDER BY updated_us DESC, id DESC LIMIT ?"
+        params.append(limit)
+        rows = await self._run(lambda db: db.execute(query, params).fetchall())
+        return [ThreadRecord.model_validate_json(row[0]) for row in rows]
+
+    async def thread_owner(self, tenant: str, thread_id: str) -> Owner | None:
+        def read(db: sqlite3.Connection) -> Owner | None:
+            row = db.execute("SELECT end_user FROM threads WHERE id = ? AND tenant = ?", (thread_id, tenant)).fetchone()
+            return None if row is None else Owner(tenant=tenant, user=row[0])
+
+        return await self._read(read)
+
     async def list_messages(self, owner: Owner, thread_id: str) -> builtins.list[MessageRecord] | None:
         def read(db: sqlite3.Connection) -> builtins.list[MessageRecord] | None:
             if get_thread(db, owner, thread_id) is None:

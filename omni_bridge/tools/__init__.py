@@ -1,6 +1,13 @@
 """Everything that talks to Omni: the MCP session pool, the toolset Claude sees, result shaping, REST."""
 
 from omni_bridge.tools._artifacts import Artifact, ArtifactStore, MemoryArtifactStore
+from omni_bridge.tools._attachments import (
+    MAX_ATTACHMENTS,
+    MAX_ATTACHMENTS_BYTES,
+    MAX_IMAGE_BYTES,
+    JobAttachment,
+    check_attachments,
+)
 from omni_bridge.tools._budget import CHARS_PER_TOKEN, estimate_tokens
 from omni_bridge.tools._chart import MAX_CHART_POINTS, ChartPoint, ChartSeries, DataChart, derive_chart, parse_number
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
@@ -54,7 +61,10 @@ __all__ = [
     "CHARS_PER_TOKEN",
     "DEFAULT_READ_LIMIT",
     "LOOPBACK_REQUESTS_PER_MINUTE",
+    "MAX_ATTACHMENTS",
+    "MAX_ATTACHMENTS_BYTES",
     "MAX_CHART_POINTS",
+    "MAX_IMAGE_BYTES",
     "MAX_READ_LIMIT",
     "OMNI_REQUESTS_PER_MINUTE",
     "READ_RESULT_TOOL",
@@ -72,6 +82,7 @@ __all__ = [
     "EmbedUser",
     "InvalidReadArguments",
     "JobAction",
+    "JobAttachment",
     "JobCancelled",
     "JobCreated",
     "JobError",
@@ -98,6 +109,7 @@ __all__ = [
     "ToolPolicy",
     "Toolset",
     "TopicInfo",
+    "check_attachments",
     "claude_tools",
     "configured_budget",
     "default_budget",

@@ -326,7 +326,7 @@ async def test_webhooks_arrive_signed_exactly_like_omnis(
     assert all(p["jobId"] == job_id and p["metadata"] == {"ticket": 42, "channel": "support"} for p in progress)
     assert all(re.fullmatch(rf"evt_{job_id.split('-')[0]}_PROGRESS_\d+", p["event_id"]) for p in progress)
 
-    assert set(terminal) == {"event_id", "jobId", "status", "result_summary", "metadata", "completed_at"}
+    assert set(terminal) == {"event_id", "event", "jobId", "status", "result_summary", "metadata", "completed_at"}
     assert re.fullmatch(rf"evt_{job_id.split('-')[0]}_COMPLETE_\d+", terminal["event_id"])
     assert terminal["jobId"] == job_id and terminal["status"] == "COMPLETE"
     assert terminal["result_summary"] == status["resultSummary"] and "West" in terminal["result_summary"]
@@ -421,7 +421,7 @@ async def test_bad_requests_get_omnis_errors_never_a_5xx(served: Served, tmp_pat
             "/api/v1/ai/jobs", params={"userId": ALICE}, content=b"{nope", headers={"Content-Type": "application/json"}
         )
         assert not_json.json() == {"detail": "Bad Request: Invalid JSON", "status": 400}
-        too_big = await client.post("/api/v1/ai/jobs", params={"userId": ALICE}, content=b" " * 1_100_000)
+        too_big = await client.post("/api/v1/ai/jobs", params={"userId": ALICE}, content=b" " * 22_100_000)
         assert too_big.status_code == 413
         bad_id = await client.get("/api/v1/ai/jobs/not-a-job", params={"userId": ALICE})
         assert bad_id.json() == {"detail": "Bad Request: jobId must be a UUID, got 'not-a-job'", "status": 400}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from omni_bridge._lazy import lazy_names as _lazy_names
 from omni_bridge.agent.engines.base import Engine
-from omni_bridge.agent.engines.run import Run
+from omni_bridge.agent.engines.run import JobOptions, Run
 
 if TYPE_CHECKING:
     from omni_bridge.agent.engines.claude import ClaudeEngine
@@ -23,4 +23,4 @@ _LAZY = {
 __getattr__, __dir__ = _lazy_names(globals(), _LAZY)
 
 
-__all__ = ["ClaudeEngine", "Engine", "OmniEngine", "Run"]
+__all__ = ["ClaudeEngine", "Engine", "JobOptions", "OmniEngine", "Run"]

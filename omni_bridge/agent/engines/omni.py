@@ -36,7 +36,7 @@ from omni_bridge.agent.engines.omni_recovery import (
     denied_message,
     is_lost_conversation,
 )
-from omni_bridge.agent.engines.run import Run
+from omni_bridge.agent.engines.run import JobOptions, Run
 from omni_bridge.agent.events import (
     AssistantMessage,
     ChartPart,
@@ -257,6 +257,7 @@ class OmniEngine:
     ) -> JobCreated:
         """Create the job, waiting (with backoff) while an earlier job of the conversation is still active."""
         delay = self.poll_initial
+        options = run.job_options or JobOptions()
         for attempt in range(self.busy_retries + 1):
             try:
                 return await _bounded(
@@ -267,6 +268,8 @@ class OmniEngine:
                         user_id=run.conversation.identity.user_id,
                         topic_name=self.topic_name,
                         conversation_id=conversation_id,
+                        branch_id=options.branch_id,
+                        attachments=options.attachments,
                     ),
                 )
             except OmniHTTPError as exc:

@@ -10,7 +10,19 @@ from omni_bridge.agent.conversation import Conversation
 from omni_bridge.agent.events import UsageLedger
 from omni_bridge.tools import Toolset
 
-__all__ = ["Run"]
+__all__ = ["JobOptions", "Run"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """What an AI job's creator asked for beyond the prompt, passed on to Omni by the `omni` engine.
+
+    `attachments` are Omni's `{data: <base64>, mimeType, name?}` objects, sent as they came; the `claude`
+    engine has no use for either field (it works on the model itself, and reads no attachments).
+    """
+
+    branch_id: str | None = None
+    attachments: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -24,6 +36,8 @@ class Run:
     save: Callable[[Conversation], Awaitable[None]] | None = None
     """Persists the conversation; called after each turn so a crash loses at most one turn."""
     ledger: UsageLedger = field(default_factory=UsageLedger)
+    job_options: JobOptions | None = None
+    """For a run that answers an AI job: its branch and attachments."""
 
     def stamp(self) -> dict[str, Any]:
         return {"conversation_id": self.conversation.id, "response_id": self.response_id}
