@@ -30,7 +30,7 @@ def test_the_agent_face_hands_out_the_engines_of_the_engines_package() -> None:
     assert omni_bridge.agent.ClaudeEngine is engines.ClaudeEngine
     assert omni_bridge.agent.OmniEngine is engines.OmniEngine
     assert omni_bridge.agent.Run is engines.Run
-    assert sorted(engines.__all__) == ["ClaudeEngine", "Engine", "OmniEngine", "Run"]
+    assert sorted(engines.__all__) == ["ClaudeEngine", "Engine", "JobOptions", "OmniEngine", "Run"]
 
 
 def test_each_engine_names_itself_as_a_conversation_records_it() -> None:
