@@ -24,6 +24,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -198,7 +199,7 @@ def _scale(series: list[tuple[str, list[float | None]]]) -> tuple[float, float, 
     return low, high, ticks
 
 
-def _axes(labels: list[str], low: float, high: float, ticks: list[float], x_of: Any) -> list[str]:
+def _axes(labels: list[str], low: float, high: float, ticks: list[float], x_of: Callable[[int], float]) -> list[str]:
     plot_h = _HEIGHT - _TOP - _BOTTOM
     out = []
     for tick in ticks:
@@ -226,8 +227,14 @@ def _bar_svg(labels: list[str], series: list[tuple[str, list[float | None]]]) ->
     plot_w, plot_h = _WIDTH - _LEFT - _RIGHT, _HEIGHT - _TOP - _BOTTOM
     band = plot_w / len(labels)
     bar_w = band * 0.8 / len(series)
-    y_of = lambda v: _TOP + plot_h - (v - low) / (high - low) * plot_h  # noqa: E731
-    out = _axes(labels, low, high, ticks, lambda i: _LEFT + band * (i + 0.5))
+
+    def y_of(value: float) -> float:
+        return _TOP + plot_h - (value - low) / (high - low) * plot_h
+
+    def x_of(index: int) -> float:
+        return _LEFT + band * (index + 0.5)
+
+    out = _axes(labels, low, high, ticks, x_of)
     for s_index, (name, values) in enumerate(series):
         color = _COLORS[s_index % len(_COLORS)]
         for index, value in enumerate(values):
@@ -247,8 +254,13 @@ def _line_svg(labels: list[str], series: list[tuple[str, list[float | None]]]) -
     low, high, ticks = _scale(series)
     plot_w, plot_h = _WIDTH - _LEFT - _RIGHT, _HEIGHT - _TOP - _BOTTOM
     step = plot_w / max(len(labels) - 1, 1)
-    x_of = (lambda i: _LEFT + step * i) if len(labels) > 1 else (lambda i: _LEFT + plot_w / 2)
-    y_of = lambda v: _TOP + plot_h - (v - low) / (high - low) * plot_h  # noqa: E731
+
+    def x_of(index: int) -> float:
+        return _LEFT + step * index if len(labels) > 1 else _LEFT + plot_w / 2
+
+    def y_of(value: float) -> float:
+        return _TOP + plot_h - (value - low) / (high - low) * plot_h
+
     out = _axes(labels, low, high, ticks, x_of)
     for s_index, (name, values) in enumerate(series):
         color = _COLORS[s_index % len(_COLORS)]

@@ -84,8 +84,8 @@ async def test_a_complete_job_of_the_caller_gets_its_page_with_charts_picker_and
     assert page.startswith("<!doctype html>") and len(page) <= MAX_PAGE_CHARS
     found = parse(page)
     bars = [a for tag, a in found.tags if tag == "rect" and a.get("class") == "bar"]
-    assert [a["data-tip"] for a in bars] == [next(a["data-tip"] for a in bars)]  # Alice sees one region: West
-    assert bars[0]["data-tip"].startswith("West · Total Revenue: ")
+    tips = [str(a["data-tip"]) for a in bars]
+    assert len(tips) == 1 and tips[0].startswith("West · Total Revenue: ")  # Alice sees one region: West
     assert any(tag == "circle" for tag, _ in found.tags)  # the line chart
     assert [a["data-view"] for tag, a in found.tags if tag == "button"] == ["bar", "line", "table"]
     assert "West" in "".join(found.text) and "East" not in "".join(found.text)
@@ -162,7 +162,7 @@ def test_markup_in_data_values_and_column_names_is_escaped_everywhere() -> None:
     found = parse(page)
     assert len(found.scripts) == 1 and not [tag for tag, _ in found.tags if tag in ("img", "b")]
     assert found.tags[[tag for tag, _ in found.tags].index("body")][1]["data-job-id"] == 'x" onload="alert(1)'
-    tips = [a["data-tip"] for tag, a in found.tags if tag == "rect"]
+    tips = [str(a["data-tip"]) for tag, a in found.tags if tag == "rect"]
     assert tips[0] == f"{HOSTILE} · Revenue: 12.50" and tips[1].startswith('a "quoted" & <b>bold</b>')
     assert f"Name {HOSTILE}" in found.text
 

@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from omni_bridge.agent.engines.chart_pages import ChartPages
 from omni_bridge.agent.engines.run import Run
 from omni_bridge.agent.events import (
     AssistantMessage,
@@ -97,6 +98,7 @@ class _Answer:
 
     text: str = ""
     charts: list[ChartPart] = field(default_factory=list)
+    pages: ChartPages = field(default_factory=ChartPages)
     chat_url: str | None = None
 
 
@@ -179,6 +181,8 @@ class OmniEngine:
             if status is not None and status.state is JobState.COMPLETE:
                 result = await _bounded(deadline, self._rest.get_job_result(job.job_id, user_id=user_id))
                 await self._read_result(run, result, status, answer)
+                async for event in answer.pages.for_job(run, job.job_id, title=run.question):  # Omni's chart page
+                    yield event
         except (asyncio.CancelledError, GeneratorExit):
             # Cancelled, or the consumer stopped listening: Omni must stop too. No event may follow.
             log.debug("run %s cancelled", run.response_id)
@@ -333,6 +337,7 @@ class OmniEngine:
     def _final(self, run: Run, answer: _Answer, outcome: Literal["completed", "errored", "canceled"]) -> FinalMessage:
         parts: list[ContentPart] = [TextPart(text=answer.text)] if answer.text else []
         parts.extend(answer.charts[-1:])
+        parts.extend(answer.pages.parts)
         if answer.chat_url:
             parts.append(StructuredActionPart(action="open_in_omni", url=answer.chat_url))
         message = AssistantMessage(
