@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from omni_bridge.agent import Bridge, ChartPagePart, ChartPageReady, Event, FinalMessage
+from omni_bridge.agent import AssistantMessage, Bridge, ChartPagePart, ChartPageReady, Event, FinalMessage
 from omni_bridge.config import load_settings
 from omni_bridge.sandbox import Sandbox, SandboxConfig, embed_user_id
 from omni_bridge.testing import CapturedRequest, FakeAnthropic, Reply, ToolCall, text_reply, tool_use_reply
@@ -49,11 +49,15 @@ async def collect(events: AsyncIterator[Event]) -> list[Event]:
     return [event async for event in events]
 
 
-def pages_of(events: list[Event]) -> tuple[list[ChartPageReady], list[ChartPagePart]]:
+def final_of(events: list[Event]) -> AssistantMessage:
     final = events[-1]
     assert isinstance(final, FinalMessage), final
+    return final.message
+
+
+def pages_of(events: list[Event]) -> tuple[list[ChartPageReady], list[ChartPagePart]]:
     ready = [e for e in events if isinstance(e, ChartPageReady)]
-    return ready, [p for p in final.message.parts if isinstance(p, ChartPagePart)]
+    return ready, [p for p in final_of(events).parts if isinstance(p, ChartPagePart)]
 
 
 def alices_jobs(sandbox: Sandbox) -> list[str]:
@@ -123,7 +127,7 @@ async def test_no_page_is_asked_for_when_omni_does_not_list_the_tool_for_the_use
 
     ready, parts = pages_of(events)
     assert not ready and not parts
-    assert events[-1].message.outcome == "completed" and events[-1].message.text  # type: ignore[attr-defined]
+    assert final_of(events).outcome == "completed" and final_of(events).text
     assert chart_page_calls(sandbox) == []
     assert sandbox.stats.counts["mcp.sessions"] >= 1  # the tool list was read, on the user's session
 
@@ -135,5 +139,5 @@ async def test_a_refused_page_leaves_the_answer_complete_without_one(served: Ser
 
     ready, parts = pages_of(events)
     assert not ready and not parts  # Omni answered 413: the page is over 200,000 characters
-    assert events[-1].message.outcome == "completed"  # type: ignore[attr-defined]
+    assert final_of(events).outcome == "completed"
     assert len(chart_page_calls(served.sandbox)) == 1
