@@ -5,7 +5,8 @@ validation and error shape itself. Omni does not publish its tools' input schema
 REST field names (`prompt`, `modelId`, `topicName`, `jobId`, `question`). Results carry a readable text block and
 the same data as `structuredContent`. Problems the caller can fix (unknown topic, missing access, a question that
 cannot be mapped) come back as `isError` results whose text starts with the HTTP-style status, e.g.
-`403 Forbidden: …`, so an agent can read and act on them.
+`403 Forbidden: …`, so an agent can read and act on them. `getJobChartPage` (`_chart_page`) answers in the one
+error shape Omni documents for a tool: `structuredContent {status, error}`, beside `{status: 200, body}`.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 A toolset is a view of the session pool for one `SessionKey`: it lists that key's Omni tools (cached per key
 by the pool), applies the allow/deny lists and hides the selectors that a pinned model or topic makes
-pointless, adds the bridge's own `read_result`, and runs calls with a deadline. Whatever happens to a call,
-Claude gets a `tool_result` it can read: Omni's refusals, timeouts and connection failures come back as
-`is_error` results with a sentence saying what to do, never as exceptions out of the agent loop.
+pointless (and, always, the tools the bridge calls only from its own code: `CODE_ONLY_TOOLS`), adds the
+bridge's own `read_result`, and runs calls with a deadline. Whatever happens to a call, Claude gets a
+`tool_result` it can read: Omni's refusals, timeouts and connection failures come back as `is_error` results
+with a sentence saying what to do, never as exceptions out of the agent loop.
 """
 
 from __future__ import annotations
