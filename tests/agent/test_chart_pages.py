@@ -29,6 +29,14 @@ def clean(served: Served) -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="module")
+def instant() -> Iterator[Served]:
+    """A sandbox whose AI jobs take no time, so the scripted model's polls end long before its turns do."""
+    sandbox = Sandbox(SandboxConfig(job_step_seconds=0))
+    with sandbox.run_in_thread() as url:
+        yield Served(sandbox, url)
+
+
 def ask_omni_until_complete(prompt: str) -> Any:
     """A model that submits `askOmni`, polls `checkStatus` until the job is no longer running, then answers."""
 
@@ -69,19 +77,20 @@ def chart_page_calls(sandbox: Sandbox) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def test_claude_the_bridge_fetches_the_page_of_a_completed_ask_omni_job_and_the_model_never_sees_it(
-    served: Served,
+    instant: Served,
 ) -> None:
+    served = instant
     fake = FakeAnthropic(responder=ask_omni_until_complete("revenue by region"))
-    settings = load_settings(
-        None,
-        omni_base_url=served.url,
-        omni_api_key=served.org_key,
-        anthropic_api_key="test-key",
-        anthropic_base_url=None,
-        bridge_engine="claude",
-    )
     async with fake.serve() as url:
-        settings = settings.model_copy(update={"anthropic_base_url": url})
+        settings = load_settings(
+            None,
+            omni_base_url=served.url,
+            omni_api_key=served.org_key,
+            anthropic_api_key="test-key",
+            anthropic_base_url=url,
+            bridge_engine="claude",
+            bridge_max_turns=50,  # the model polls checkStatus as often as it likes; the job takes no time
+        )
         async with Bridge(settings) as bridge:
             before = set(alices_jobs(served.sandbox))
             events = await collect(bridge.ask(user="alice", question="Ask Omni's agent for revenue by region"))
