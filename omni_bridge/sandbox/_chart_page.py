@@ -326,7 +326,8 @@ def build_chart_page(*, job_id: str, prompt: str, result: dict[str, Any]) -> str
         )
         initial = "bar"
     else:
-        charts = "".join(f'<p data-panel="{kind}">No numeric column to chart.</p>' for kind in ("bar", "line"))
+        empty = "The query returned no rows." if not shown else "No numeric column to chart."
+        charts = "".join(f'<p data-panel="{kind}">{empty}</p>' for kind in ("bar", "line"))
         initial = "table"
     topic = result.get("topic")
     meta = f"{shown:,} rows" + (f" · topic {topic}" if isinstance(topic, str) and topic else "")

@@ -175,3 +175,12 @@ def test_label_rows_of_a_truncated_preview_are_marked_and_left_out_of_the_chart(
     assert len([a for tag, a in found.tags if tag == "rect"]) == 3
     assert "Partial result: this preview has 3 rows of 90." in found.text
     assert len([a for tag, a in found.tags if tag == "tr" and a.get("class") == "label-row"]) == 3
+
+
+def test_a_result_without_rows_or_numbers_opens_on_its_table_and_says_why_there_is_no_chart() -> None:
+    for csv_text, reason in [("Region,Revenue\n", "The query returned no rows."), ("A,B\nx,y\n", "No numeric column")]:
+        result = {"actions": [{"type": "generate_query", "result": {"csvResult": csv_text}}]}
+        found = parse(build_chart_page(job_id="j", prompt="q", result=result))
+        body = next(attributes for tag, attributes in found.tags if tag == "body")
+        assert body["data-initial"] == "table" and not [tag for tag, _ in found.tags if tag == "svg"]
+        assert any(reason in text for text in found.text)
