@@ -18,6 +18,8 @@ if TYPE_CHECKING:
         ActionButton,
         AssistantMessage,
         Bridge,
+        ChartPagePart,
+        ChartPageReady,
         ChartPart,
         ChartReady,
         ContentPart,
@@ -65,6 +67,7 @@ _FACES: dict[str, tuple[str, ...]] = {
         "EndUser",
         "OmniConnection",
         # the events of a response, the union of them, and its JSON adapter
+        "ChartPageReady",
         "ChartReady",
         "ErrorEvent",
         "Event",
@@ -80,6 +83,7 @@ _FACES: dict[str, tuple[str, ...]] = {
         # what the events carry: a finished message, its content parts, token usage
         "ActionButton",
         "AssistantMessage",
+        "ChartPagePart",
         "ChartPart",
         "ContentPart",
         "CustomPart",
@@ -115,6 +119,8 @@ __all__ = [
     "ActionButton",
     "AssistantMessage",
     "Bridge",
+    "ChartPagePart",
+    "ChartPageReady",
     "ChartPart",
     "ChartPoint",
     "ChartReady",

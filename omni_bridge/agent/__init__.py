@@ -16,6 +16,8 @@ from omni_bridge.agent.conversation_store import ConversationStore, MemoryConver
 from omni_bridge.agent.events import (
     ActionButton,
     AssistantMessage,
+    ChartPagePart,
+    ChartPageReady,
     ChartPart,
     ChartReady,
     ContentPart,
@@ -66,6 +68,8 @@ __all__ = [
     "ActionButton",
     "AssistantMessage",
     "Bridge",
+    "ChartPagePart",
+    "ChartPageReady",
     "ChartPart",
     "ChartReady",
     "ClaudeEngine",

@@ -3,7 +3,7 @@
 One event stream feeds every consumer (console, HTTP/SSE, MCP proxy, framework adapters, stores), so the
 events are one pydantic discriminated union on `type`: `EventAdapter` turns any of them into JSON and back
 without hand-written dicts. A finished assistant message is a list of content parts in the shape of a
-thread-centric assistant API (`text`, `chart`, `suggested_actions`, `structured_action`, `custom`;
+thread-centric assistant API (`text`, `chart`, `chart_page`, `suggested_actions`, `structured_action`, `custom`;
 `thinking` only while a response is still being polled).
 
 Events carry only what a consumer may show: no keys, tokens or headers ever appear in these fields.
@@ -41,9 +41,12 @@ ApiUsage: TypeAlias = "AnthropicUsage | MessageDeltaUsage | Mapping[str, Any]"
 """Usage as the `anthropic` SDK gives it (`Message.usage`), or its JSON dict."""
 
 __all__ = [
+    "MAX_CHART_PAGE_CHARS",
     "ActionButton",
     "ApiUsage",
     "AssistantMessage",
+    "ChartPagePart",
+    "ChartPageReady",
     "ChartPart",
     "ChartReady",
     "ContentPart",
@@ -246,6 +249,25 @@ class ChartPart(_Frozen):
     """The artifact holding the full table the chart was derived from, when there is one."""
 
 
+MAX_CHART_PAGE_CHARS = 200_000
+"""The longest chart page kept: Omni refuses pages over 200,000 characters."""
+
+
+class ChartPagePart(_Frozen):
+    """Omni's interactive chart page of a finished AI job (`getJobChartPage`), fetched by the bridge's own code.
+
+    `html` is a whole page from Omni, untrusted: show it only in a sandboxed frame with scripts and no same
+    origin (`<iframe sandbox="allow-scripts" srcdoc=…>`), never inline in the host page.
+    """
+
+    type: Literal["chart_page"] = "chart_page"
+    job_id: str
+    """The AI job whose answer the page charts."""
+    html: str = Field(max_length=MAX_CHART_PAGE_CHARS)
+    title: str | None = None
+    """What the job was asked, when known."""
+
+
 class SuggestedActionsPart(_Frozen):
     type: Literal["suggested_actions"] = "suggested_actions"
     actions: list[ActionButton]
@@ -272,7 +294,7 @@ class CustomPart(_Frozen):
 
 
 ContentPart = Annotated[
-    TextPart | ThinkingPart | ChartPart | SuggestedActionsPart | StructuredActionPart | CustomPart,
+    TextPart | ThinkingPart | ChartPart | ChartPagePart | SuggestedActionsPart | StructuredActionPart | CustomPart,
     Field(discriminator="type"),
 ]
 """Any content part, told apart by `type`."""
@@ -363,6 +385,13 @@ class ChartReady(_Event):
     """The artifact the chart was derived from."""
 
 
+class ChartPageReady(_Event):
+    """Omni's chart page of a finished AI job was fetched; the final message carries it as a `ChartPagePart`."""
+
+    type: Literal["chart_page_ready"] = "chart_page_ready"
+    page: ChartPagePart
+
+
 class SuggestedActions(_Event):
     """Follow-up questions to offer as buttons."""
 
@@ -413,6 +442,7 @@ Event = Annotated[
     | ToolCallStarted
     | ToolCallFinished
     | ChartReady
+    | ChartPageReady
     | SuggestedActions
     | Progress
     | UsageReport

@@ -5,7 +5,8 @@ validation and error shape itself. Omni does not publish its tools' input schema
 REST field names (`prompt`, `modelId`, `topicName`, `jobId`, `question`). Results carry a readable text block and
 the same data as `structuredContent`. Problems the caller can fix (unknown topic, missing access, a question that
 cannot be mapped) come back as `isError` results whose text starts with the HTTP-style status, e.g.
-`403 Forbidden: …`, so an agent can read and act on them.
+`403 Forbidden: …`, so an agent can read and act on them. `getJobChartPage` (`_chart_page`) answers in the one
+error shape Omni documents for a tool: `structuredContent {status, error}`, beside `{status: 200, body}`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from omni_bridge.sandbox._answer import Scope, answer_question, resolve_model, resolve_topic
 from omni_bridge.sandbox._caller import Caller
+from omni_bridge.sandbox._chart_page import ChartPageError, build_chart_page, chart_page_error, chart_page_result
 from omni_bridge.sandbox._docs import DocsIndex
 from omni_bridge.sandbox._errors import SandboxHTTPError
 from omni_bridge.sandbox._faults import Faults, Stats
@@ -42,6 +44,7 @@ TOOL_CAPABILITIES: dict[str, tuple[str, ...]] = {
     "askOmni": ("agentic",),
     "checkStatus": ("agentic",),
     "searchOmniDocs": ("docs_search",),
+    "getJobChartPage": ("agentic",),
 }
 """Which setting exposes each tool; the selectors are registered if either query setting is on."""
 
@@ -82,6 +85,11 @@ class CheckStatusArgs(_Args):
     jobId: str = Field(min_length=1, max_length=64, description="The jobId askOmni returned.")
 
 
+class GetJobChartPageArgs(_Args):
+    jobId: str = Field(min_length=1, max_length=64, description="The jobId of a COMPLETE askOmni job.")
+    format: str = Field("html", max_length=32, description='The page format; only "html".')
+
+
 class SearchOmniDocsArgs(_Args):
     question: str = Field(min_length=1, max_length=2000, description="A how-to question about Omni.")
 
@@ -93,7 +101,10 @@ _DESCRIPTIONS: dict[str, tuple[type[_Args], str]] = {
     "askOmni": (AskOmniArgs, "Submit a multi-step analysis to Omni's agent. Returns a jobId; poll with checkStatus."),
     "checkStatus": (CheckStatusArgs, "Poll a job from askOmni: state, progress, and the answer once COMPLETE."),
     "searchOmniDocs": (SearchOmniDocsArgs, "Answer how-to questions from the documentation, with sources."),
+    "getJobChartPage": (GetJobChartPageArgs, "The HTML chart page of a COMPLETE askOmni job (call from code)."),
 }
+_ERROR_SHAPES = {"getJobChartPage": chart_page_error}
+"""Tools whose errors have their own documented shape (`structuredContent {status, error}`)."""
 
 
 class McpTools:
@@ -128,6 +139,7 @@ class McpTools:
             "askOmni": self._ask_omni,
             "checkStatus": self._check_status,
             "searchOmniDocs": self._search_docs,
+            "getJobChartPage": self._chart_page,
         }
 
     @functools.cached_property
@@ -167,14 +179,15 @@ class McpTools:
         self._stats.arguments_received(caller.user.id, name, params.arguments or {})
         if name not in self.enabled_tools():
             return _error(404, f"Unknown tool: {name}")
+        error = _ERROR_SHAPES.get(name, _error)
         args_model, _ = _DESCRIPTIONS[name]
         try:
             args = args_model.model_validate(params.arguments or {})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
-            return _error(400, f"Invalid arguments for {name}: {problems}")
+            return error(400, f"Invalid arguments for {name}: {problems}")
         if not self.omni_agent_enabled and name != "pickModel":
-            return _error(403, "Feature is not enabled")
+            return error(403, "Feature is not enabled")
         base_url = str(ctx.request.base_url) if ctx.request is not None else "http://sandbox/"
         self._stats.tool_started(caller.user.id, name)
         cancelled = False
@@ -186,9 +199,9 @@ class McpTools:
             cancelled = True
             raise
         except SandboxHTTPError as exc:
-            return _error(exc.status, exc.detail)
+            return error(exc.status, exc.detail)
         except SandboxQueryError as exc:
-            return _error(exc.status, str(exc))
+            return error(exc.status, str(exc))
         finally:
             self._stats.tool_ended(caller.user.id, name, cancelled=cancelled)
 
@@ -261,6 +274,17 @@ class McpTools:
             progress = (job.progress or {}).get("message")
             text = f"Job {job.id} is {job.state.value}" + (f": {progress}" if progress else "") + ". Poll again."
         return _ok(text, status)
+
+    async def _chart_page(self, caller: Caller, args: GetJobChartPageArgs, base_url: str) -> types.CallToolResult:
+        if args.format != "html":
+            return chart_page_error(400, f'Unsupported format {args.format!r}: only "html"')
+        job = self._jobs.get(args.jobId, caller.user, is_admin_key=False)  # the same user rules as checkStatus
+        if job.state is not JobState.COMPLETE or job.result is None:
+            return chart_page_error(409, f"Job {job.id} is {job.state.value}: a chart page exists once it is COMPLETE")
+        try:
+            return chart_page_result(build_chart_page(job_id=job.id, prompt=job.prompt, result=job.result))
+        except ChartPageError as exc:
+            return chart_page_error(exc.status, exc.message)
 
     async def _search_docs(self, caller: Caller, args: SearchOmniDocsArgs, base_url: str) -> types.CallToolResult:
         found = self._docs.search(args.question, base_url=base_url)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any, Literal
@@ -36,7 +37,12 @@ __all__ = ["CONFIG_MARKER", "Health", "create_app"]
 
 CONFIG_MARKER = "<!-- omni-bridge:config -->"
 """Where the page gets its configuration: replaced by `<script id="omni-bridge-config" type="application/json">`
-holding `{"apiBase": "/v1", "devKey": <key or null>, "sandbox": <bool>}` (before `</head>` when missing)."""
+holding `{"apiBase": "/v1", "devKey": <key or null>, "sandbox": <bool>, "frameNonce": <nonce>}` (before `</head>`
+when missing)."""
+FRAME_NONCE_MARKER = "'nonce-omni-bridge-frame-nonce'"
+"""The page policy's source for the scripts of Omni's chart pages: a fresh nonce per response replaces it. A chart
+page runs in a sandboxed `srcdoc` frame, which inherits the page's policy, so its scripts need a source there; the
+page's own script stays pinned by hash."""
 
 _DESCRIPTION = (
     "The omni-bridge HTTP service: an agent in front of Omni Analytics data, acting for each end user. "
@@ -55,14 +61,20 @@ def _page_template() -> str:
 
 
 def _page(service: Service) -> str:
-    config = {"apiBase": "/v1", "devKey": service.dev_key, "sandbox": service.settings.uses_sandbox}
+    nonce = secrets.token_urlsafe(18)
+    config = {
+        "apiBase": "/v1",
+        "devKey": service.dev_key,
+        "sandbox": service.settings.uses_sandbox,
+        "frameNonce": nonce,
+    }
     # `<` escaped so nothing in the JSON can close the script element.
     script = (
         '<script id="omni-bridge-config" type="application/json">'
         + json.dumps(config).replace("<", "\\u003c")
         + "</script>"
     )
-    template = _page_template()
+    template = _page_template().replace(FRAME_NONCE_MARKER, f"'nonce-{nonce}'", 1)
     if CONFIG_MARKER in template:
         return template.replace(CONFIG_MARKER, script, 1)
     return template.replace("</head>", script + "\n</head>", 1)

@@ -1,13 +1,14 @@
 """What a running response shows pollers: its parts so far and its progress line, built from its events.
 
 Pure functions of the event stream (no I/O), so the runner's writer only has to store what they give. Text
-and thinking deltas are joined into one part per stretch; a chart or suggested actions become their parts; the
-final message replaces everything with its own parts.
+and thinking deltas are joined into one part per stretch; a chart, a chart page or suggested actions become their
+parts; the final message replaces everything with its own parts.
 """
 
 from __future__ import annotations
 
 from omni_bridge.agent.events import (
+    ChartPageReady,
     ChartPart,
     ChartReady,
     ContentPart,
@@ -47,6 +48,8 @@ class PartsSoFar:
                 self._kinds.append(kind)
         elif isinstance(event, ChartReady):
             self._append(ChartPart(chart=event.chart, result_id=event.result_id))
+        elif isinstance(event, ChartPageReady):
+            self._append(event.page)
         elif isinstance(event, SuggestedActions):
             self._append(SuggestedActionsPart(actions=event.actions))
         elif isinstance(event, FinalMessage):

@@ -54,11 +54,12 @@ from omni_bridge.tools._rest_pacer import (
 from omni_bridge.tools._rest_transport import shared_ssl_context
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._shape import ShapedResult, shape_result
-from omni_bridge.tools._toolset import SELECTOR_TOOLS, ToolOutcome, ToolPolicy, Toolset
+from omni_bridge.tools._toolset import CODE_ONLY_TOOLS, SELECTOR_TOOLS, ToolOutcome, ToolPolicy, Toolset
 from omni_bridge.tools._webhooks import ReplayGuard, sign_webhook_payload, verify_webhook
 
 __all__ = [
     "CHARS_PER_TOKEN",
+    "CODE_ONLY_TOOLS",
     "DEFAULT_READ_LIMIT",
     "LOOPBACK_REQUESTS_PER_MINUTE",
     "MAX_ATTACHMENTS",

@@ -2,9 +2,10 @@
 
 A toolset is a view of the session pool for one `SessionKey`: it lists that key's Omni tools (cached per key
 by the pool), applies the allow/deny lists and hides the selectors that a pinned model or topic makes
-pointless, adds the bridge's own `read_result`, and runs calls with a deadline. Whatever happens to a call,
-Claude gets a `tool_result` it can read: Omni's refusals, timeouts and connection failures come back as
-`is_error` results with a sentence saying what to do, never as exceptions out of the agent loop.
+pointless (and, always, the tools the bridge calls only from its own code: `CODE_ONLY_TOOLS`), adds the
+bridge's own `read_result`, and runs calls with a deadline. Whatever happens to a call, Claude gets a
+`tool_result` it can read: Omni's refusals, timeouts and connection failures come back as `is_error` results
+with a sentence saying what to do, never as exceptions out of the agent loop.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from omni_bridge.tools._read_result import DEFAULT_READ_LIMIT, READ_RESULT_TOOL,
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._shape import ShapedResult, shape_result
 
-__all__ = ["SELECTOR_TOOLS", "ToolOutcome", "ToolPolicy", "Toolset"]
+__all__ = ["CODE_ONLY_TOOLS", "SELECTOR_TOOLS", "ToolOutcome", "ToolPolicy", "Toolset"]
 
 log = logging.getLogger("omni_bridge.tools")
 
@@ -34,6 +35,9 @@ SELECTOR_TOOLS = {"pickModel": "model_id", "pickTopic": "topic_name"}
 """Omni's selector tools, and the part of the session key that pins what each would select."""
 
 LOCAL_TOOLS = {READ_RESULT_TOOL["name"]}
+CODE_ONLY_TOOLS = frozenset({"getJobChartPage"})
+"""Omni tools the bridge calls from its own code and never offers a model, whatever the allow list says:
+`getJobChartPage` returns a whole HTML page ("if your LLM calls it, the full page goes into the LLM's context")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,7 @@ class ToolPolicy:
         )
 
     def offers(self, name: str, key: SessionKey) -> bool:
-        if name in self.deny or (self.allow and name not in self.allow):
+        if name in CODE_ONLY_TOOLS or name in self.deny or (self.allow and name not in self.allow):
             return False
         pinned_by = SELECTOR_TOOLS.get(name)
         return not (self.hide_selectors and pinned_by is not None and getattr(key, pinned_by))
@@ -74,6 +78,8 @@ class ToolOutcome:
     """The tool's name as Claude called it."""
     result: ShapedResult
     elapsed_ms: float
+    structured: dict[str, Any] | None = None
+    """Omni's `structuredContent` of the call, as it came (what the bridge's own code reads, e.g. a job's state)."""
 
     @property
     def is_error(self) -> bool:
@@ -144,25 +150,29 @@ class Toolset:
         the model what was removed. Cancellation propagates (and reaches Omni through the pool).
         """
         started = time.perf_counter()
+        structured: dict[str, Any] | None = None
         if not isinstance(arguments, dict):
             result = error_result(f"The arguments of {name} must be a JSON object.")
         elif name in LOCAL_TOOLS:
             result = await self._read_result(arguments)
         else:
             stripped = strip_identity_arguments(arguments)
-            result = await self._call_omni(name, stripped.arguments, deadline)
+            result, structured = await self._call_omni(name, stripped.arguments, deadline)
             if stripped.note is not None:
                 log.info("tool %s for %r: removed identity arguments %s", name, self.key, ", ".join(stripped.removed))
                 note = {"type": "text", "text": stripped.note}
                 result = dataclasses.replace(result, content=[*result.content, note])
-        return ToolOutcome(tool=name, result=result, elapsed_ms=(time.perf_counter() - started) * 1000)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        return ToolOutcome(tool=name, result=result, elapsed_ms=elapsed_ms, structured=structured)
 
-    async def _call_omni(self, name: str, arguments: dict[str, Any], deadline: float | None) -> ShapedResult:
+    async def _call_omni(
+        self, name: str, arguments: dict[str, Any], deadline: float | None
+    ) -> tuple[ShapedResult, dict[str, Any] | None]:
         if not self._names:
             await self.definitions()
         mcp_name = self._names.get(name)
         if mcp_name is None:
-            return error_result(f"There is no tool named {name!r} here. Use one of the tools you were given.")
+            return error_result(f"There is no tool named {name!r} here. Use one of the tools you were given."), None
         deadline = deadline if deadline is not None else self.deadline
         try:
             result = await self.pool.call_tool(self.key, mcp_name, arguments, deadline=deadline)
@@ -170,23 +180,24 @@ class Toolset:
             seconds = deadline if deadline is not None else self.pool.tool_timeout
             return error_result(
                 f"{name} did not answer within {seconds:g} s and was cancelled. Ask a narrower question, or try again."
-            )
+            ), None
         except (McpConnectError, SessionExpired) as exc:
             log.warning("tool %s for %r failed: %s", name, self.key, exc)
             return error_result(
                 f"The connection to Omni failed during {name} ({exc.message}); the call may not have run. "
                 "Try again once; if it fails again, tell the user Omni is unreachable."
-            )
+            ), None
         except McpError as exc:
             status = f"{exc.status} " if exc.status else ""
-            return error_result(f"Omni refused {name}: {status}{exc.message}")
-        return await shape_result(
+            return error_result(f"Omni refused {name}: {status}{exc.message}"), None
+        shaped = await shape_result(
             result,
             tool=mcp_name,
             owner=self.key.user_id,
             budget_tokens=self.policy.budget_tokens,
             artifacts=self.artifacts,
         )
+        return shaped, result.structured_content
 
     async def _read_result(self, arguments: dict[str, Any]) -> ShapedResult:
         try:

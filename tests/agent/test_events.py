@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from omni_bridge.agent.events import (
     ActionButton,
     AssistantMessage,
+    ChartPagePart,
+    ChartPageReady,
     ChartPart,
     ChartReady,
     ContentPart,
@@ -44,6 +46,7 @@ CHART = DataChart(
     series=[ChartSeries(name="revenue", points=[ChartPoint(x="West", y=12.5), ChartPoint(x="East", y=None)])],
 )
 BUTTONS = [ActionButton(button_id="b1", label="By month", prompt="Show revenue by month")]
+PAGE = ChartPagePart(job_id="job_1", html="<!doctype html><p>West</p>", title="revenue by region")
 USAGE = Usage(input_tokens=100, output_tokens=20, cache_read_input_tokens=900, cache_creation_input_tokens=50)
 MESSAGE = AssistantMessage(
     id="msg_1",
@@ -52,6 +55,7 @@ MESSAGE = AssistantMessage(
     parts=[
         TextPart(text="West leads."),
         ChartPart(chart=CHART, result_id="res_1"),
+        PAGE,
         SuggestedActionsPart(actions=BUTTONS),
         StructuredActionPart(action="open_in_omni", url="https://acme.omniapp.co/chat/1"),
         CustomPart(name="table", data={"columns": ["region", "revenue"], "rows": [["West", 12.5]]}),
@@ -75,6 +79,7 @@ EVENTS: list[Event] = [
         elapsed_ms=41.5,
     ),
     ChartReady(conversation_id="conv_1", chart=CHART, result_id="res_1"),
+    ChartPageReady(conversation_id="conv_1", response_id="resp_1", page=PAGE),
     SuggestedActions(conversation_id="conv_1", actions=BUTTONS),
     Progress(conversation_id="conv_1", message="Omni is querying", iteration=2),
     UsageReport(conversation_id="conv_1", turn=TurnUsage(turn=1, usage=USAGE), total=USAGE + USAGE),
@@ -133,6 +138,12 @@ def test_an_unknown_content_part_type_is_refused() -> None:
     with pytest.raises(ValidationError) as caught:
         ContentPartAdapter.validate_python({"type": "video", "url": "x"})
     assert caught.value.errors()[0]["type"] == "union_tag_invalid"
+
+
+def test_a_chart_page_over_200000_characters_is_refused() -> None:
+    ChartPagePart(job_id="j", html="x" * 200_000)
+    with pytest.raises(ValidationError, match="200000"):
+        ChartPagePart(job_id="j", html="x" * 200_001)
 
 
 def test_events_are_immutable() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from omni_bridge.sandbox import embed_user_id
+from omni_bridge.tools import CODE_ONLY_TOOLS
 from tests.conftest import Served
 from tests.interop.peers import PROXY_SERVICE_KEY, http_proxy, node_env, peer, strip_ansi
 
@@ -115,7 +116,8 @@ def test_tools_list_names_the_omni_tools_with_schemas(
 
     assert code == 0, err
     tools = {tool["name"]: tool for tool in json.loads(out)["result"]["tools"]}
-    assert set(tools) == set(served.sandbox.tools.enabled_tools())
+    hidden = CODE_ONLY_TOOLS if target == "proxy" else frozenset()  # never offered to an agent by the bridge
+    assert set(tools) == set(served.sandbox.tools.enabled_tools()) - hidden
     assert tools["getData"]["inputSchema"]["required"] == ["prompt"]
 
 

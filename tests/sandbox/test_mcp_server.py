@@ -41,13 +41,16 @@ async def test_both_protocol_eras_list_omnis_tools(served: Served, alice_id: str
     async with mcp_client(served.mcp_url, mcp_headers(served.org_key, user_id=alice_id), mode=mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
-    assert names == {"pickModel", "pickTopic", "getData", "askOmni", "checkStatus", "searchOmniDocs"}
+    assert names == {"pickModel", "pickTopic", "getData", "askOmni", "checkStatus", "searchOmniDocs", "getJobChartPage"}
 
 
 @pytest.mark.parametrize(
     ("capabilities", "expected"),
     [
-        (frozenset({"agentic", "docs_search"}), {"askOmni", "checkStatus", "pickModel", "pickTopic", "searchOmniDocs"}),
+        (
+            frozenset({"agentic", "docs_search"}),
+            {"askOmni", "checkStatus", "getJobChartPage", "pickModel", "pickTopic", "searchOmniDocs"},
+        ),
         (frozenset({"single_shot"}), {"getData", "pickModel", "pickTopic"}),
         (frozenset({"docs_search"}), {"searchOmniDocs"}),
         (frozenset(), set()),

@@ -57,6 +57,7 @@ async def test_every_sandbox_tool_converts_to_a_definition_the_anthropic_sdk_acc
 
     names = [d["name"] for d in definitions]
     assert names == ["pickModel", "pickTopic", "getData", "askOmni", "checkStatus", "searchOmniDocs", "read_result"]
+    assert "getJobChartPage" in [tool.name for tool in await pool.list_tools(toolset(pool, sandbox, "alice").key)]
     adapter = TypeAdapter(anthropic.types.ToolParam)
     for definition in definitions:
         adapter.validate_python(definition, strict=True)
@@ -96,6 +97,36 @@ async def test_allow_and_deny_lists_decide_what_is_offered_and_what_may_run(
     assert refused.is_error and "no tool named 'askOmni'" in refused.result.text
     assert made_up.is_error
     assert sandbox.stats.tool_calls[(embed_user_id("bob"), "askOmni")] == 0
+
+
+async def test_get_job_chart_page_is_never_offered_to_the_model_nor_run_for_it_whatever_the_allow_list(
+    sandbox: Sandbox, pool: SessionPool
+) -> None:
+    key = SessionKey(server=sandbox.mcp_url(), user_id=embed_user_id("carol"))
+    listed = [tool.name for tool in await pool.list_tools(key)]
+    allowing = Toolset(
+        pool, key, artifacts=MemoryArtifactStore(), policy=ToolPolicy(allow=frozenset({"getJobChartPage"}))
+    )
+    by_default = Toolset(pool, key, artifacts=MemoryArtifactStore())
+
+    assert "getJobChartPage" in listed  # Omni lists it for the user...
+    assert [d["name"] for d in await allowing.definitions()] == ["read_result"]  # ...the model never sees it
+    assert "getJobChartPage" not in [d["name"] for d in await by_default.definitions()]
+    refused = await allowing.call("getJobChartPage", {"jobId": "00000000-0000-4000-8000-000000000000"})
+    assert refused.is_error and "no tool named 'getJobChartPage'" in refused.result.text
+    assert sandbox.stats.tool_calls[(embed_user_id("carol"), "getJobChartPage")] == 0
+
+
+async def test_a_call_keeps_omnis_structured_content_for_the_bridges_own_code(
+    sandbox: Sandbox, pool: SessionPool
+) -> None:
+    tools = toolset(pool, sandbox, "alice")
+    submitted = await tools.call("askOmni", {"prompt": "revenue by region"})
+    refused = await tools.call("checkStatus", {"jobId": "not-a-uuid"})
+
+    assert submitted.structured is not None and submitted.structured["state"] == "QUEUED"
+    assert submitted.structured["jobId"] in submitted.result.text
+    assert refused.structured is not None and refused.structured["error"]["status"] == 400
 
 
 async def test_a_fifty_thousand_row_result_reaches_the_model_within_budget_and_read_result_pages_the_rest(

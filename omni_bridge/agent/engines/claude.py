@@ -40,6 +40,7 @@ from anthropic.lib.streaming import AsyncMessageStream, ParsedMessageStreamEvent
 from anthropic.types import CacheControlEphemeralParam
 
 from omni_bridge.agent.conversation import repair_transcript
+from omni_bridge.agent.engines.chart_pages import ChartPages
 from omni_bridge.agent.engines.followups import FollowUpFilter, split_follow_ups
 from omni_bridge.agent.engines.run import Run
 from omni_bridge.agent.events import (
@@ -96,6 +97,7 @@ class _Answer:
     """What the run gathered for the final message."""
 
     charts: list[ChartPart] = field(default_factory=list)
+    pages: ChartPages = field(default_factory=ChartPages)
     chat_url: str | None = None
     usage: Usage = field(default_factory=Usage)
 
@@ -285,6 +287,8 @@ class ClaudeEngine:
                     results[block.id] = outcome.tool_result_block(block.id)
                     for event in _tool_events(run, block, outcome, answer):
                         yield event
+                    async for event in answer.pages.after_tool_call(run, outcome):  # Omni's page of a finished job
+                        yield event
         finally:
             # Cancelled (or a tool raised): stop the others, and still answer every tool_use.
             unfinished = [task for task in tasks if not task.done()]
@@ -340,6 +344,7 @@ class ClaudeEngine:
         parts: list[ContentPart] = [TextPart(text=partial, partial=True)] if partial else []
         parts += [TextPart(text=body)] if body else []
         parts.extend(answer.charts[-1:])
+        parts.extend(answer.pages.parts)
         events: list[Event] = []
         if buttons:
             parts.append(SuggestedActionsPart(actions=buttons))

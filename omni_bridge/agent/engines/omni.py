@@ -29,6 +29,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from omni_bridge.agent.engines.chart_pages import ChartPages
 from omni_bridge.agent.engines.omni_recovery import (
     Rebound,
     denial_of_refusal,
@@ -106,6 +107,7 @@ class _Answer:
 
     text: str = ""
     charts: list[ChartPart] = field(default_factory=list)
+    pages: ChartPages = field(default_factory=ChartPages)
     chat_url: str | None = None
     notices: list[ContentPart] = field(default_factory=list)
     """Said before the answer (e.g. that Omni had lost the conversation and a new one was started)."""
@@ -193,6 +195,8 @@ class OmniEngine:
             if status is not None and status.state is JobState.COMPLETE:
                 result = await _bounded(deadline, self._rest.get_job_result(job.job_id, user_id=user_id))
                 await self._read_result(run, result, status, answer)
+                async for event in answer.pages.for_job(run, job.job_id, title=run.question):  # Omni's chart page
+                    yield event
         except (asyncio.CancelledError, GeneratorExit):
             # Cancelled, or the consumer stopped listening: Omni must stop too. No event may follow.
             log.debug("run %s cancelled", run.response_id)
@@ -365,6 +369,7 @@ class OmniEngine:
         parts: list[ContentPart] = [*answer.notices]
         parts += [TextPart(text=answer.text)] if answer.text else []
         parts.extend(answer.charts[-1:])
+        parts.extend(answer.pages.parts)
         if answer.chat_url:
             parts.append(StructuredActionPart(action="open_in_omni", url=answer.chat_url))
         message = AssistantMessage(
