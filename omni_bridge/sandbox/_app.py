@@ -16,9 +16,9 @@ from typing import Any
 from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
-from starlette.routing import Route
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omni_bridge._host_check import host_check

@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 
 from omni_bridge.sandbox._caller import Caller
 from omni_bridge.sandbox._errors import SandboxHTTPError
-from omni_bridge.sandbox._roles import least_role
 from omni_bridge.sandbox._rest_input import GenerateSessionBody, int_param, parse_body, require_org_key
+from omni_bridge.sandbox._roles import least_role
 
 if TYPE_CHECKING:
     from omni_bridge.sandbox._app import Sandbox

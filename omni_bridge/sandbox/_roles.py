@@ -43,4 +43,3 @@ def role_allows(role: str, tool: str, *, is_org_admin: bool = False) -> bool:
     if is_org_admin or tool not in QUERY_TOOLS:
         return True
     return ROLES.index(role) >= ROLES.index("RESTRICTED_QUERIER")
-

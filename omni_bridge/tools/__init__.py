@@ -1,12 +1,15 @@
-"""Everything that talks to Omni: the MCP session pool, the toolset Claude sees, result shaping, REST."""
+"""Everything that talks to Omni: auth strategies, the MCP session pool, the toolset Claude sees, result shaping,
+REST."""
 
 from omni_bridge.tools._artifacts import Artifact, ArtifactStore, MemoryArtifactStore
+from omni_bridge.tools._auth import AuthStrategy, EmbedTokenAuth, OrgKeyAuth
 from omni_bridge.tools._budget import CHARS_PER_TOKEN, estimate_tokens
 from omni_bridge.tools._chart import MAX_CHART_POINTS, ChartPoint, ChartSeries, DataChart, derive_chart, parse_number
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
+from omni_bridge.tools._embed_tokens import EmbedPrincipal, EmbedTokenError, EmbedTokenMinter
 from omni_bridge.tools._headers import mcp_headers
 from omni_bridge.tools._identity_args import StrippedArguments, is_identity_argument, strip_identity_arguments
-from omni_bridge.tools._pool import PoolStats, SessionPool
+from omni_bridge.tools._pool import EMBED_TOKEN_PATH, PoolStats, SessionPool
 from omni_bridge.tools._read_result import (
     DEFAULT_READ_LIMIT,
     MAX_READ_LIMIT,
@@ -49,6 +52,7 @@ from omni_bridge.tools._webhooks import ReplayGuard, sign_webhook_payload, verif
 __all__ = [
     "CHARS_PER_TOKEN",
     "DEFAULT_READ_LIMIT",
+    "EMBED_TOKEN_PATH",
     "LOOPBACK_REQUESTS_PER_MINUTE",
     "MAX_CHART_POINTS",
     "MAX_READ_LIMIT",
@@ -57,10 +61,15 @@ __all__ = [
     "SELECTOR_TOOLS",
     "Artifact",
     "ArtifactStore",
+    "AuthStrategy",
     "ChartPoint",
     "ChartSeries",
     "ClaudeTool",
     "DataChart",
+    "EmbedPrincipal",
+    "EmbedTokenAuth",
+    "EmbedTokenError",
+    "EmbedTokenMinter",
     "EmbedUser",
     "InvalidReadArguments",
     "JobAction",
@@ -74,6 +83,7 @@ __all__ = [
     "MemoryArtifactStore",
     "ModelInfo",
     "OmniRestClient",
+    "OrgKeyAuth",
     "PoolStats",
     "QueryActionResult",
     "ReadResult",
