@@ -370,10 +370,10 @@ class OmniConnection:
         return self.key(identity.user_id, principal=self._principal(identity))
 
     def _principal(self, identity: OmniIdentity) -> EmbedPrincipal:
-        """Whom `identity`'s embed token names: the profile it was last resolved with, else its id and name."""
+        """Whom `identity`'s embed token names: the profile it was last resolved with, else only its external id."""
         profile = self._profiles.get(identity.external_id)
         if profile is None:  # a plain external id: claims left out leave Omni's profile of the user as it is
-            return EmbedPrincipal.of(identity.external_id, name=identity.display_name)
+            return EmbedPrincipal.of(identity.external_id)
         return EmbedPrincipal.of(
             identity.external_id,
             name=profile.name or identity.display_name,

@@ -119,7 +119,7 @@ class Sandbox:
         )
         routes = [
             Route(MCP_PATH, endpoint=self._gate),
-            Route(EMBED_MCP_PATH, endpoint=_at_path(self._gate, MCP_PATH)),
+            Route(EMBED_MCP_PATH, endpoint=_AtPath(self._gate, MCP_PATH)),
             Route(TOKEN_PATH, endpoint=self._token_grant, methods=["POST"]),
             *rest_routes(self),
         ]
@@ -195,13 +195,16 @@ class Sandbox:
                 self.url = None
 
 
-def _at_path(app: ASGIApp, path: str) -> ASGIApp:
-    """`app` served as if the request had come to `path` (the MCP app routes on its own path)."""
+class _AtPath:
+    """`app` served as if the request had come to `path` (the MCP app routes on its own path). A class, not a
+    function, because Starlette's `Route` treats a plain function as a request/response endpoint."""
 
-    async def rewritten(scope: Scope, receive: Receive, send: Send) -> None:
-        await app({**scope, "path": path, "raw_path": path.encode()}, receive, send)
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self._app = app
+        self._path = path
 
-    return rewritten
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app({**scope, "path": self._path, "raw_path": self._path.encode()}, receive, send)
 
 
 def _caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:

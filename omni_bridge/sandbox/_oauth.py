@@ -8,9 +8,9 @@ acts as that user) but not the claims nor the exact fields, so both are the sand
 - request: `application/x-www-form-urlencoded`, `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` and
   `assertion=<JWT>` (RFC 7523 §2.1); no client authentication;
 - the JWT: HS256 with the embed secret; `iss`, `sub` (the external id), `aud` (this token endpoint's URL, or the
-  instance's base URL), `iat`, `exp` required; `name` required as in a signed embed URL; `groups`,
-  `userAttributes`, `connectionRoles`, `modelRoles`, `entity`, `email` optional, and a claim left out leaves
-  what the user has as it is;
+  instance's base URL), `iat`, `exp` required; `name`, `groups`, `userAttributes`, `connectionRoles`,
+  `modelRoles`, `entity`, `email` optional, and a claim left out leaves what the user has as it is (a new user
+  needs `name`, as a signed embed URL does);
 - response: `{access_token, token_type: "Bearer", expires_in}` (RFC 6749 §5.1), no refresh token; refusals are
   RFC 6749 §5.2 `{error, error_description}` with 400 (`invalid_request`, `unsupported_grant_type`,
   `invalid_grant`).
@@ -52,7 +52,7 @@ class EmbedClaims(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     sub: str = Field(min_length=1, max_length=255)
-    name: str = Field(min_length=1, max_length=255)
+    name: str | None = Field(None, min_length=1, max_length=255)
     groups: list[str] | None = Field(None, max_length=100)
     userAttributes: dict[str, AttributeValue] | None = None
     connectionRoles: dict[str, str] | None = None
@@ -136,13 +136,16 @@ def _verified_claims(sandbox: Sandbox, request: Request, body: bytes) -> EmbedCl
 def _upsert(sandbox: Sandbox, claims: EmbedClaims) -> SandboxUser:
     """Create or update the embed user; a claim left out keeps what the user already has."""
     old = sandbox.directory.embed_user(claims.sub)
+    name = claims.name or (old.name if old else None)
+    if name is None:
+        raise _GrantError("invalid_grant", "the assertion lacks the 'name' claim, which a new embed user needs")
     if claims.userAttributes is not None:
         attributes = {k: v if isinstance(v, list) or v is None else str(v) for k, v in claims.userAttributes.items()}
     else:
         attributes = dict(old.attributes) if old else {}
     return sandbox.directory.upsert_embed(
         claims.sub,
-        claims.name,
+        name,
         groups=claims.groups if claims.groups is not None else (old.groups if old else ()),
         attributes=attributes,
         entity=claims.entity if claims.entity is not None else (old.entity if old else None),

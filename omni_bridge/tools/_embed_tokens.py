@@ -56,7 +56,8 @@ class EmbedPrincipal:
     """
 
     external_id: str
-    name: str
+    name: str | None = None
+    """The display name; `None` leaves Omni's as it is (a user Omni does not know yet needs one)."""
     optional_json: str = "{}"
     """The optional claims (`groups`, `userAttributes`, `connectionRoles`, `modelRoles`, `entity`, `email`) as
     canonical JSON; a claim left out leaves what Omni holds for the user as it is."""
@@ -85,15 +86,16 @@ class EmbedPrincipal:
             "email": email,
         }
         given = {k: v for k, v in optional.items() if v is not None}
-        return cls(external_id, name or external_id, json.dumps(given, sort_keys=True, default=str))
+        return cls(external_id, name, json.dumps(given, sort_keys=True, default=str))
 
     def claims(self) -> dict[str, Any]:
         """The identity claims of the assertion."""
-        return {"sub": self.external_id, "name": self.name, **json.loads(self.optional_json)}
+        named = {"name": self.name} if self.name is not None else {}
+        return {"sub": self.external_id, **named, **json.loads(self.optional_json)}
 
     @property
     def digest(self) -> str:
-        raw = f"{self.external_id}\x1f{self.name}\x1f{self.optional_json}"
+        raw = f"{self.external_id}\x1f{self.name or ''}\x1f{self.optional_json}"
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
     def __repr__(self) -> str:  # external ids and attributes are not logged in clear
