@@ -110,7 +110,7 @@ class EmbedTokenAuth:
 
 def _principal(key: SessionKey) -> EmbedPrincipal:
     if key.principal is None:
-        raise ValueError("OMNI_AUTH=embed_token needs the end user's external id in the session key (principal)")
+        raise EmbedTokenError("OMNI_AUTH=embed_token needs the end user's external id in the session key (principal)")
     return key.principal
 
 

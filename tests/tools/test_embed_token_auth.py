@@ -57,7 +57,7 @@ def key(sandbox: Sandbox, external_id: str, *, path: str | None = None, **profil
 
 @pytest.fixture(params=["legacy", "modern"])
 async def pool(sandbox: Sandbox, request: pytest.FixtureRequest) -> AsyncIterator[SessionPool]:
-    options = {"embed_secret": sandbox.config.embed_secret, "token_url": token_url(sandbox)}
+    options: dict[str, Any] = {"embed_secret": sandbox.config.embed_secret, "token_url": token_url(sandbox)}
     async with SessionPool(auth="embed_token", protocol=request.param, **options) as pool:
         yield pool
 
@@ -112,8 +112,10 @@ async def test_a_token_is_renewed_shortly_before_it_expires_without_a_refusal(sa
 async def test_no_user_header_is_sent_and_the_embed_mcp_path_works_too(sandbox: Sandbox) -> None:
     transport = FaultyTransport()
     try:
-        options = {"embed_secret": sandbox.config.embed_secret, "token_url": token_url(sandbox)}
-        async with SessionPool(auth="embed_token", http_transport=transport, **options) as pool:
+        secret, url = sandbox.config.embed_secret, token_url(sandbox)
+        async with SessionPool(
+            auth="embed_token", http_transport=transport, embed_secret=secret, token_url=url
+        ) as pool:
             erin = key(sandbox, "erin", path=EMBED_MCP_PATH)
             assert regions_in(await pool.call_tool(erin, "getData", REVENUE)) == {"West", "East"}
         assert {user for user, _ in transport.methods} == {""}  # no X-MCP-User-ID on any request
@@ -154,7 +156,7 @@ async def test_secrets_and_tokens_stay_out_of_logs_reprs_and_errors(
     sandbox.revoke_embed_tokens()
     await pool.call_tool(alice, "getData", REVENUE)  # re-minted: both tokens went through the logs' reach
     minter = pool.auth.minter if isinstance(pool.auth, EmbedTokenAuth) else None
-    assert minter is not None
+    assert minter is not None and alice.principal is not None
     token = (await minter.token(alice.principal)).get_secret_value()
     shown = caplog.text + repr(pool) + repr(minter) + repr(pool.auth) + repr(alice) + repr(alice.principal)
     assert "minted a new one" in caplog.text  # the renewal was logged, by the principal's digest only
