@@ -94,6 +94,19 @@ async def test_a_refused_token_is_minted_again_and_the_call_runs_once(
     assert pool.stats().opened_total == 1  # the session outlived its token
 
 
+async def test_a_second_401_in_a_row_is_returned_not_retried_again() -> None:
+    # Tokens that are dead on arrival: the renewed one is refused too, and that refusal is the answer.
+    box = Sandbox(SandboxConfig(embed_token_seconds=1e-6))
+    async with box.serve() as url:
+        options: dict[str, Any] = {"embed_secret": box.config.embed_secret, "token_url": url + "/oauth/token"}
+        async with SessionPool(auth="embed_token", protocol="modern", **options) as pool:
+            with pytest.raises(McpError) as refused:
+                await pool.call_tool(key(box, "alice"), "getData", REVENUE)
+            assert minted(pool) == 2  # the open's token, and the one minted again after the 401
+    assert refused.value.status == 401 and "expired" in str(refused.value)
+    assert box.stats.counts["mcp.refused.401"] == 2 and box.stats.tool_calls[(embed_user_id("alice"), "getData")] == 0
+
+
 async def test_a_token_is_renewed_shortly_before_it_expires_without_a_refusal(sandbox: Sandbox) -> None:
     now = [1000.0]
     async with httpx2.AsyncHTTPTransport() as transport:
