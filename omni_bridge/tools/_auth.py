@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from omni_bridge.tools._embed_tokens import EmbedPrincipal, EmbedTokenError, EmbedTokenMinter
 from omni_bridge.tools._headers import mcp_headers, scope_headers
+from omni_bridge.tools._mcp_errors import RETRIED_ON_401, record_http_failure
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.types import AuthStrategyName
 
@@ -128,18 +129,22 @@ class _BearerToken(httpx2.Auth):
         token = await self._current()
         if token is not None:
             request.headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+            request.extensions[RETRIED_ON_401] = True  # this 401 is answered here, not the call's failure
         response = yield request
         if response.status_code != 401 or token is None:
             return
         self._minter.discard(self._principal, token)
         renewed = await self._current()
-        if renewed is None:
-            return  # the 401 stands; the grant's refusal was logged
+        if renewed is None:  # the 401 stands (the grant's refusal was logged): it is the call's failure after all
+            request.extensions[RETRIED_ON_401] = False
+            await record_http_failure(response)
+            return
         log.info(
             "Omni refused the embed token of %s (401); minted a new one and sent the request again",
             self._principal.digest,
         )
         request.headers["Authorization"] = f"Bearer {renewed.get_secret_value()}"
+        request.extensions[RETRIED_ON_401] = False  # a second 401 is the answer
         yield request
 
     async def _current(self) -> SecretStr | None:

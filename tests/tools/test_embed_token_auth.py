@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
-from omni_bridge.exceptions import McpError
+from omni_bridge.exceptions import McpError, ToolTimeout
 from omni_bridge.sandbox import EMBED_MCP_PATH, Sandbox, SandboxConfig, embed_user_id
 from omni_bridge.tools import (
     EmbedPrincipal,
@@ -92,6 +92,20 @@ async def test_a_refused_token_is_minted_again_and_the_call_runs_once(
     assert sandbox.stats.tool_calls[(carol.user_id, "getData")] == 2  # each call ran exactly once
     assert sandbox.stats.counts["mcp.refused.401"] >= 1 and minted(pool) == 2
     assert pool.stats().opened_total == 1  # the session outlived its token
+
+
+async def test_a_401_answered_with_a_new_token_is_not_the_calls_failure(sandbox: Sandbox, pool: SessionPool) -> None:
+    bob = key(sandbox, "bob")
+    await pool.call_tool(bob, "pickModel", {})
+    sandbox.revoke_embed_tokens()
+    sandbox.set_faults(slow_tool_seconds=5.0, slow_tool_name="getData")
+    try:
+        with pytest.raises(ToolTimeout) as timed_out:
+            await pool.call_tool(bob, "getData", REVENUE, deadline=0.5)
+    finally:
+        sandbox.set_faults(slow_tool_seconds=0.0, slow_tool_name=None)
+    # The call timed out on the renewed token; the 401 before it was the auth flow's, not this error's.
+    assert timed_out.value.status is None and sandbox.stats.counts["mcp.refused.401"] >= 1
 
 
 async def test_a_second_401_in_a_row_is_returned_not_retried_again() -> None:
