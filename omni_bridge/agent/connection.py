@@ -364,9 +364,11 @@ class OmniConnection:
         )
 
     def session_key(self, identity: OmniIdentity) -> SessionKey:
-        """The session key acting for a resolved `identity` (with its token's principal under embed tokens)."""
-        if self.auth != "embed_token":
-            return self.key(identity.user_id)
+        """The session key acting for a resolved `identity`, with the profile it was resolved with (`principal`).
+
+        The principal is whom an embed token is minted for; under the org key it only keys the session, so a user
+        upserted with other roles gets a tool list of their own at once instead of the cached one.
+        """
         return self.key(identity.user_id, principal=self._principal(identity))
 
     def _principal(self, identity: OmniIdentity) -> EmbedPrincipal:

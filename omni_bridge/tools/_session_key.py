@@ -23,8 +23,9 @@ class SessionKey:
     topic_name: str | None = None
     query_all_views: bool = False
     principal: EmbedPrincipal | None = None
-    """Whom an embed MCP token is minted for (`OMNI_AUTH=embed_token`); `None` with the org key. Part of the key,
-    so a user whose roles or attributes change gets a session (and a tool list) of their own."""
+    """The end user and profile the session is for: whom an embed MCP token is minted for (`OMNI_AUTH=embed_token`,
+    where it is required); the org key sends only `user_id`. Part of the key, so a user whose roles or attributes
+    change gets a session (and a tool list) of their own."""
 
     def __post_init__(self) -> None:
         if not self.user_id.strip():

@@ -51,6 +51,21 @@ async def test_the_embedded_sandbox_serves_embed_tokens_with_its_own_secret(path
 
 
 @AUTH
+async def test_a_user_upserted_with_another_role_gets_the_tool_list_of_that_role_at_once(
+    box: Served, auth: str
+) -> None:
+    external_id = f"promoted-{uuid.uuid4().hex[:8]}"
+    profile: dict[str, Any] = {"name": "P", "user_attributes": {"region": "East"}}
+    async with connect(box, auth) as omni:
+        as_viewer = EndUser(external_id=external_id, **profile, model_roles={"m": "VIEWER"})
+        as_querier = EndUser(external_id=external_id, **profile, model_roles={"m": "QUERIER"})
+        before = [tool["name"] for tool in await (await omni.toolset(as_viewer)).definitions()]
+        after = await (await omni.toolset(as_querier)).call("getData", {"prompt": "revenue by region"})
+    assert "getData" not in before
+    assert not after.is_error and "East" in after.result.text  # not the Viewer's cached list
+
+
+@AUTH
 async def test_an_end_users_roles_reach_omni_and_shape_the_tool_list(box: Served, auth: str) -> None:
     external_id = f"viewer-{uuid.uuid4().hex[:8]}"
     viewer = EndUser(external_id=external_id, name="V", user_attributes={"region": "West"}, model_roles={"m": "VIEWER"})
