@@ -2,13 +2,17 @@
 
 from typing import Literal
 
-__all__ = ["EngineChoice", "EngineName", "ProtocolMode"]
+__all__ = ["AuthStrategyName", "EngineChoice", "EngineName", "ProtocolMode"]
 
 EngineName = Literal["claude", "omni"]
 """An engine that answers: `claude` (the agent loop over Omni's MCP tools) or `omni` (Omni's own agent, AI Jobs)."""
 
 EngineChoice = Literal["auto", "claude", "omni"]
 """The `BRIDGE_ENGINE` setting: an engine, or `auto` (claude with an Anthropic key, else omni)."""
+
+AuthStrategyName = Literal["org_key", "embed_token"]
+"""How the bridge acts as an end user at Omni (`OMNI_AUTH`): the org key plus `X-MCP-User-ID`, or a per-user
+embed MCP token minted from the embed secret."""
 
 ProtocolMode = Literal["auto", "legacy", "modern"]
 """The MCP protocol a session speaks: `auto` (modern where the server speaks it), or one forced."""

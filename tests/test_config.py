@@ -21,6 +21,9 @@ ENV_NAMES = [
     "BRIDGE_DATA_DIR",
     "BRIDGE_ENGINE",
     "OMNI_MCP_PROTOCOL",
+    "OMNI_AUTH",
+    "OMNI_EMBED_SECRET",
+    "OMNI_MCP_PATH",
 ]
 
 
@@ -36,6 +39,7 @@ def test_defaults_use_the_sandbox_and_the_omni_engine() -> None:
     assert settings.uses_sandbox
     assert settings.effective_engine() == "omni"
     assert settings.omni_mcp_path == "/mcp/https" and settings.omni_mcp_protocol == "auto"
+    assert settings.omni_auth == "org_key" and settings.omni_embed_secret is None
 
 
 def test_values_come_from_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -62,6 +66,8 @@ def test_values_come_from_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch
         ("OMNI_QUERY_ALL_VIEWS", "maybe"),
         ("OMNI_TIMEOUT_SECONDS", "-3"),
         ("OMNI_MCP_PROTOCOL", "http3"),
+        ("OMNI_AUTH", "oauth"),
+        ("OMNI_MCP_PATH", "mcp"),
         ("BRIDGE_ENGINE", "gpt"),
         ("ANTHROPIC_MAX_TOKENS", "0"),
     ],
@@ -77,10 +83,14 @@ def test_a_wrong_value_fails_with_the_variable_named(monkeypatch: pytest.MonkeyP
 def test_secrets_never_appear_in_repr_str_or_describe(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNI_API_KEY", "omni-very-secret-key")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-very-secret")
+    monkeypatch.setenv("OMNI_EMBED_SECRET", "embed-very-secret")
+    monkeypatch.setenv("OMNI_AUTH", "embed_token")
     settings = load_settings()
     shown = repr(settings) + str(settings) + repr(settings.describe())
     assert "very-secret" not in shown
     assert ("OMNI_API_KEY", "set (hidden)") in settings.describe()
+    assert ("OMNI_EMBED_SECRET", "set (hidden)") in settings.describe()
+    assert ("OMNI_AUTH", "embed_token") in settings.describe()
 
 
 def test_a_bad_secret_value_is_not_echoed_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:

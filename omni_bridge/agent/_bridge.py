@@ -17,6 +17,7 @@ configured (`OMNI_BASE_URL` unset) the connection starts the embedded sandbox in
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -155,7 +156,9 @@ class Bridge:
         return ClaudeEngine(
             client,
             model=settings.anthropic_model,
-            system=system_prompt(model_id=settings.omni_model_id, topic_name=settings.omni_topic_name),
+            system=functools.partial(
+                _system_for_tools, model_id=settings.omni_model_id, topic_name=settings.omni_topic_name
+            ),
             max_tokens=settings.anthropic_max_tokens,
             max_turns=settings.bridge_max_turns,
             tool_timeout=settings.omni_tool_timeout_seconds,
@@ -296,3 +299,8 @@ class Bridge:
         )
         await store.create(conversation)
         return conversation
+
+
+def _system_for_tools(tools: list[str], *, model_id: str | None, topic_name: str | None) -> str:
+    """The system prompt for a user with these tools (a Viewer has no getData), as the claude engine asks for it."""
+    return system_prompt(model_id=model_id, topic_name=topic_name, tools=tools)

@@ -20,12 +20,15 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from omni_bridge._bounded import BoundedMap
 from omni_bridge.agent.identity import EndUser, IdentityResolver, OmniIdentity
 from omni_bridge.config import Settings, load_settings
 from omni_bridge.exceptions import ConfigError
 from omni_bridge.sandbox import MCP_PATH, Sandbox, SandboxConfig
 from omni_bridge.tools import (
+    EMBED_TOKEN_PATH,
     ArtifactStore,
+    EmbedPrincipal,
     MemoryArtifactStore,
     OmniRestClient,
     SessionKey,
@@ -34,7 +37,7 @@ from omni_bridge.tools import (
     Toolset,
     configured_budget,
 )
-from omni_bridge.types import ProtocolMode
+from omni_bridge.types import AuthStrategyName, ProtocolMode
 
 __all__ = ["SANDBOX_DIR", "SANDBOX_SERVER", "OmniConnection"]
 
@@ -79,6 +82,9 @@ class OmniConnection:
         base_url: str | None = None,
         api_key: str | SecretStr | None = None,
         mcp_url: str | None = None,
+        mcp_path: str = MCP_PATH,
+        auth: AuthStrategyName = "org_key",
+        embed_secret: str | SecretStr | None = None,
         model_id: str | None = None,
         topic_name: str | None = None,
         query_all_views: bool = False,
@@ -100,8 +106,12 @@ class OmniConnection:
             base_url: the Omni instance, e.g. `https://acme.omniapp.co`. With neither it nor `mcp_url`, the
                 sandbox is started in-process when the connection opens.
             api_key: the organization API key (it may act for any user); never shown in a repr or an error.
-            mcp_url: Omni's MCP endpoint; default `base_url` + `/mcp/https`. Given alone, the REST base URL is
+            mcp_url: Omni's MCP endpoint; default `base_url` + `mcp_path`. Given alone, the REST base URL is
                 its scheme and host.
+            mcp_path: the MCP endpoint's path under `base_url` (and the sandbox's): `/mcp/https` or `/mcp`.
+            auth: how MCP sessions act as their user: `org_key` (the API key plus `X-MCP-User-ID`) or
+                `embed_token` (a per-user embed MCP token minted from `embed_secret` at `base_url/oauth/token`).
+            embed_secret: the embed secret (`auth="embed_token"`); the embedded sandbox uses its own.
             model_id: pin one Omni model (`X-MCP-Model-ID`) for every user.
             topic_name: pin one topic (`X-MCP-Topic-Name`).
             query_all_views: send `X-MCP-Query-All-Views: true`.
@@ -120,13 +130,22 @@ class OmniConnection:
                 (`from_settings`: `BRIDGE_DATA_DIR/sandbox`); `None`: in memory, forgotten when it stops.
 
         Raises:
-            ConfigError: an Omni is named but no API key is given.
+            ConfigError: an Omni is named but no API key is given, or embed tokens are asked for without a secret.
         """
         if mcp_url is not None and base_url is None:
             parts = urlsplit(mcp_url)
             base_url = f"{parts.scheme}://{parts.netloc}"
         if base_url is not None and api_key is None:
             raise ConfigError("OMNI_API_KEY: an organization API key is required to act for Omni's users")
+        if auth == "embed_token" and base_url is not None and embed_secret is None:
+            raise ConfigError("OMNI_EMBED_SECRET: required with OMNI_AUTH=embed_token (it signs token requests)")
+        if auth not in ("org_key", "embed_token"):
+            raise ConfigError(f"OMNI_AUTH: must be org_key or embed_token, got {auth!r}")
+        self.auth: AuthStrategyName = auth
+        self._embed_secret = SecretStr(embed_secret) if isinstance(embed_secret, str) else embed_secret
+        self._mcp_path = mcp_path
+        # The profile each end user was last resolved with, which their embed token's claims carry.
+        self._profiles: BoundedMap[str, EndUser] = BoundedMap(max_sessions * 4, ttl=identity_ttl * 4)
         self._base_url = base_url.rstrip("/") if base_url is not None else None
         self._mcp_url = mcp_url
         self._api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
@@ -166,6 +185,8 @@ class OmniConnection:
             "topic_name": settings.omni_topic_name,
             "query_all_views": settings.omni_query_all_views,
             "protocol": settings.omni_mcp_protocol,
+            "mcp_path": settings.omni_mcp_path,
+            "auth": settings.omni_auth,
             "timeout": settings.omni_timeout_seconds,
             "tool_timeout": settings.omni_tool_timeout_seconds,
             "max_retries": settings.omni_max_retries,
@@ -178,6 +199,7 @@ class OmniConnection:
         }
         if not sandbox:
             values["api_key"] = settings.omni_api_key  # also for an MCP endpoint given as an option
+            values["embed_secret"] = settings.omni_embed_secret
             if settings.omni_base_url is not None:
                 base_url = str(settings.omni_base_url).rstrip("/")
                 values.update(base_url=base_url, mcp_url=base_url + settings.omni_mcp_path)
@@ -186,7 +208,7 @@ class OmniConnection:
 
     def __repr__(self) -> str:
         where = "sandbox" if self._base_url is None else self._base_url
-        return f"<OmniConnection {where} {self._state}>"
+        return f"<OmniConnection {where} auth={self.auth} {self._state}>"
 
     def forget_expired(self) -> int:
         """Drop the expired identities and reverse lookups now (a task does it every so often); how many."""
@@ -206,13 +228,13 @@ class OmniConnection:
         stack = self._stack
         try:
             sandbox = None
-            base_url, api_key = self._base_url, self._api_key
+            base_url, api_key, embed_secret = self._base_url, self._api_key, self._embed_secret
             if base_url is None:
                 sandbox = Sandbox(SandboxConfig(data_dir=self._sandbox_data_dir))
                 base_url = await stack.enter_async_context(sandbox.serve())
-                api_key = SecretStr(sandbox.config.org_key)
+                api_key, embed_secret = SecretStr(sandbox.config.org_key), SecretStr(sandbox.config.embed_secret)
             assert api_key is not None  # the constructor refuses a base URL without a key
-            mcp_url = self._mcp_url if self._mcp_url is not None and sandbox is None else base_url + MCP_PATH
+            mcp_url = self._mcp_url if self._mcp_url is not None and sandbox is None else base_url + self._mcp_path
             rest = await stack.enter_async_context(
                 OmniRestClient(
                     base_url,
@@ -225,6 +247,9 @@ class OmniConnection:
             pool = await stack.enter_async_context(
                 SessionPool(
                     api_key=api_key,
+                    auth=self.auth,
+                    embed_secret=embed_secret,
+                    token_url=base_url + EMBED_TOKEN_PATH,
                     protocol=self._protocol,
                     max_sessions=self._max_sessions,
                     idle_seconds=self._idle_seconds,
@@ -309,15 +334,20 @@ class OmniConnection:
             OmniError: Omni refused the lookup or could not be reached.
         """
         end_user = user if isinstance(user, EndUser) else EndUser(external_id=user)
-        return await self._parts.resolver.resolve(
+        identity = await self._parts.resolver.resolve(
             end_user.external_id,
             name=end_user.name,
             groups=end_user.groups,
             user_attributes=end_user.user_attributes,
             entity=end_user.entity,
             email=end_user.email,
+            connection_roles=end_user.connection_roles,
+            model_roles=end_user.model_roles,
             upsert=end_user.has_profile,
         )
+        if end_user.has_profile:
+            self._profiles.put(end_user.external_id, end_user)
+        return identity
 
     async def external_id_for(self, user_id: str) -> str | None:
         """The external id of the embed user whose Omni id is `user_id` (cached), or `None` if Omni has none.
@@ -327,19 +357,43 @@ class OmniConnection:
         """
         return await self._parts.resolver.external_id_for(user_id)
 
-    def key(self, user_id: str) -> SessionKey:
-        """The session key acting for the Omni user `user_id` (an Omni id, used as is) with the pinned scope."""
+    def key(self, user_id: str, *, principal: EmbedPrincipal | None = None) -> SessionKey:
+        """The session key acting for the Omni user `user_id` (an Omni id, used as is) with the pinned scope.
+
+        With `auth="embed_token"` a key needs the `principal` its token is minted for (`session_key` adds it).
+        """
         return SessionKey(
             server=self._parts.mcp_url,
             user_id=user_id,
             model_id=self.model_id,
             topic_name=self.topic_name,
             query_all_views=self.query_all_views,
+            principal=principal,
         )
 
     def session_key(self, identity: OmniIdentity) -> SessionKey:
-        """The session key acting for a resolved `identity`."""
-        return self.key(identity.user_id)
+        """The session key acting for a resolved `identity`, with the profile it was resolved with (`principal`).
+
+        The principal is whom an embed token is minted for; under the org key it only keys the session, so a user
+        upserted with other roles gets a tool list of their own at once instead of the cached one.
+        """
+        return self.key(identity.user_id, principal=self._principal(identity))
+
+    def _principal(self, identity: OmniIdentity) -> EmbedPrincipal:
+        """Whom `identity`'s embed token names: the profile it was last resolved with, else only its external id."""
+        profile = self._profiles.get(identity.external_id)
+        if profile is None:  # a plain external id: claims left out leave Omni's profile of the user as it is
+            return EmbedPrincipal.of(identity.external_id)
+        return EmbedPrincipal.of(
+            identity.external_id,
+            name=profile.name or identity.display_name,
+            groups=profile.groups,
+            user_attributes=profile.user_attributes,
+            connection_roles=profile.connection_roles,
+            model_roles=profile.model_roles,
+            entity=profile.entity,
+            email=profile.email,
+        )
 
     async def toolset(self, user: str | EndUser | OmniIdentity, *, artifacts: ArtifactStore | None = None) -> Toolset:
         """Omni's tools for one end user, as a `Toolset` over the shared pool (`user` is resolved if need be).

@@ -61,10 +61,15 @@ class EndUser:
     user_attributes: Mapping[str, Any] | None = None
     entity: str | None = None
     email: str | None = None
+    connection_roles: Mapping[str, str] | None = None
+    """Omni roles per connection id, e.g. `{"<connection id>": "VIEWER"}` (a Viewer is offered no `getData`)."""
+    model_roles: Mapping[str, str] | None = None
+    """Omni roles per model id, the same shape."""
 
     @property
     def has_profile(self) -> bool:
-        return any(v is not None for v in (self.name, self.groups, self.user_attributes, self.entity, self.email))
+        profile = (self.name, self.groups, self.user_attributes, self.entity, self.email)
+        return any(v is not None for v in (*profile, self.connection_roles, self.model_roles))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,8 @@ class _Upsert:
     user_attributes: Mapping[str, Any] | None
     entity: str | None
     email: str | None
+    connection_roles: Mapping[str, str] | None = None
+    model_roles: Mapping[str, str] | None = None
 
     def fingerprint(self) -> str:
         # Group order carries no meaning, so it does not force a new upsert; everything else is taken as given.
@@ -85,6 +92,8 @@ class _Upsert:
             "userAttributes": dict(self.user_attributes) if self.user_attributes is not None else None,
             "entity": self.entity,
             "email": self.email,
+            "connectionRoles": dict(self.connection_roles) if self.connection_roles is not None else None,
+            "modelRoles": dict(self.model_roles) if self.model_roles is not None else None,
         }
         return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -182,6 +191,8 @@ class IdentityResolver:
         user_attributes: Mapping[str, Any] | None = None,
         entity: str | None = None,
         email: str | None = None,
+        connection_roles: Mapping[str, str] | None = None,
+        model_roles: Mapping[str, str] | None = None,
         upsert: bool | None = None,
     ) -> OmniIdentity:
         """The Omni identity of the runtime's user `external_id`.
@@ -193,6 +204,8 @@ class IdentityResolver:
             user_attributes: user attributes to upsert, e.g. `{"region": "West"}` (they replace the old ones).
             entity: the embed entity to upsert.
             email: the email to upsert.
+            connection_roles: Omni roles per connection id to upsert (`connectionRoles`).
+            model_roles: Omni roles per model id to upsert (`modelRoles`).
             upsert: create or update the embed user first; `None` follows the resolver's setting. Pass `False`
                 when no profile is known: Omni replaces groups and attributes with what an upsert sends.
 
@@ -210,6 +223,8 @@ class IdentityResolver:
                 user_attributes=dict(user_attributes) if user_attributes is not None else None,
                 entity=entity,
                 email=email,
+                connection_roles=dict(connection_roles) if connection_roles is not None else None,
+                model_roles=dict(model_roles) if model_roles is not None else None,
             )
         fingerprint = plan.fingerprint() if plan is not None else ""
         while True:
@@ -309,6 +324,8 @@ class IdentityResolver:
                 user_attributes=upsert.user_attributes,
                 entity=upsert.entity,
                 email=upsert.email,
+                connection_roles=upsert.connection_roles,
+                model_roles=upsert.model_roles,
             )
         user = await self._rest.find_embed_user(external_id)
         if user is None:

@@ -6,6 +6,9 @@ its REST client, identity resolver and session pool. Omni's tools are listed for
 key's owner, so MCP is checked only for a user named with `--user`; without one, that check is skipped and
 the command says how to run it. Nothing is retried: the doctor reports what it sees at once.
 
+It says which auth strategy acts for end users (`OMNI_AUTH`: the org key plus `X-MCP-User-ID`, or per-user embed
+MCP tokens), never the key or the embed secret.
+
 Each service key's tenant is listed with how its end users map to Omni (`BRIDGE_TENANTS`: its own namespace,
 one shared with another tenant, or plain external ids) and whether it may upsert profiles; the keys themselves
 are never printed. A tenant policy `serve` would refuse fails the doctor too.
@@ -71,6 +74,7 @@ async def _doctor(settings: Settings, *, sandbox: bool, user: str | None) -> int
     async with OmniConnection.from_settings(settings, sandbox=sandbox, max_retries=0) as omni:
         where = "embedded sandbox " + omni.base_url if omni.sandbox else omni.base_url
         print(f"Checking Omni at {where}")
+        print(f"  · auth: {_auth_line(omni)}")
         ok = await _check_rest(omni)
         if ok is None:
             return 1
@@ -81,6 +85,16 @@ async def _doctor(settings: Settings, *, sandbox: bool, user: str | None) -> int
     ok = ok and tenants_ok
     print("All checks passed." if ok else "Some checks failed.")
     return 0 if ok else 1
+
+
+def _auth_line(omni: OmniConnection) -> str:
+    """Which auth strategy acts for end users (never the key or the secret)."""
+    if omni.auth == "embed_token":
+        return (
+            f"embed_token: a per-user embed MCP token minted at {omni.base_url}/oauth/token from the embed "
+            "secret (hidden), sent as the bearer with no X-MCP-User-ID"
+        )
+    return "org_key: the organization API key (hidden) plus X-MCP-User-ID and X-MCP-User-Required: true"
 
 
 def _tenants(settings: Settings) -> bool:

@@ -55,14 +55,21 @@ def run(args: argparse.Namespace) -> int:
     async def serve() -> None:
         async with sandbox.serve(args.host, args.port) as url:
             print(f"Omni sandbox {__version__} listening on {url}")
-            print(f"  MCP endpoint      {url}{MCP_PATH}   (streamable HTTP; legacy sessions and 2026-07-28)")
+            print(
+                f"  MCP endpoint      {url}{MCP_PATH}   (streamable HTTP; legacy sessions and 2026-07-28; also at /mcp)"
+            )
             print(f"  REST API          {url}/api/v1/…  and SCIM at {url}/api/scim/v2/embed/users")
             print(f"  organization key  {config.org_key}   (may act for any user: userId / X-MCP-User-ID)")
             print(f"  personal token    {config.personal_token}   (acts as Dana Analyst only)")
             print(
+                f"  embed MCP tokens  POST {url}/oauth/token   (JWT-bearer grant; demo embed secret "
+                f"{config.embed_secret})"
+            )
+            print(
                 "  embed users       "
                 + ", ".join(
-                    f"{u.external_id} ({u.attributes.get('region') or 'no region'})"
+                    f"{u.external_id} ({u.attributes.get('region') or 'no region'}"
+                    + (", Viewer)" if u.role == "VIEWER" else ")")
                     for u in sandbox.directory.embed_users()
                 )
             )

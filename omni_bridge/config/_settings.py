@@ -15,7 +15,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from omni_bridge.exceptions import ConfigError
-from omni_bridge.types import EngineChoice, EngineName, ProtocolMode
+from omni_bridge.types import AuthStrategyName, EngineChoice, EngineName, ProtocolMode
 
 __all__ = ["Settings", "load_settings"]
 
@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     )
     omni_api_key: SecretStr | None = Field(
         default=None, description="Omni organization API key (needed to act for embed users)."
+    )
+    omni_auth: AuthStrategyName = Field(
+        default="org_key",
+        description="How the bridge acts as an end user: org_key (OMNI_API_KEY plus X-MCP-User-ID) or embed_token "
+        "(a per-user embed MCP token minted from OMNI_EMBED_SECRET; Omni support must enable it).",
+    )
+    omni_embed_secret: SecretStr | None = Field(
+        default=None, description="Omni embed secret: signs the per-user MCP token requests (OMNI_AUTH=embed_token)."
     )
     omni_model_id: str | None = Field(default=None, description="Pin one Omni model (UUID); sent as X-MCP-Model-ID.")
     omni_topic_name: str | None = Field(default=None, description="Pin one topic; sent as X-MCP-Topic-Name.")
@@ -137,7 +145,13 @@ class Settings(BaseSettings):
             raise ValueError("must be a model UUID (the segment after /models/ in the model IDE URL)") from None
 
     @field_validator(
-        "omni_topic_name", "anthropic_api_key", "omni_api_key", "bridge_service_keys", "bridge_store_url", mode="before"
+        "omni_topic_name",
+        "anthropic_api_key",
+        "omni_api_key",
+        "omni_embed_secret",
+        "bridge_service_keys",
+        "bridge_store_url",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

@@ -17,8 +17,10 @@ from typing import Any, Literal
 from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omni_bridge._host_check import host_check
 from omni_bridge._serving import serve_asgi, serve_asgi_in_thread
@@ -26,17 +28,22 @@ from omni_bridge.sandbox._caller import Caller
 from omni_bridge.sandbox._dataset import DEFAULT_TODAY, build_database
 from omni_bridge.sandbox._directory import Directory
 from omni_bridge.sandbox._docs import DocsIndex
+from omni_bridge.sandbox._embed_tokens import EmbedTokens
 from omni_bridge.sandbox._faults import Faults, Stats
 from omni_bridge.sandbox._gate import CALLER_STATE, McpGate, RateLimiter
 from omni_bridge.sandbox._job_rules import CreditLimit
 from omni_bridge.sandbox._job_store import STORE_FILE, JobStore
 from omni_bridge.sandbox._jobs import JobEngine
 from omni_bridge.sandbox._mcp import CAPABILITIES, McpTools
+from omni_bridge.sandbox._oauth import TOKEN_PATH, token_grant
 from omni_bridge.sandbox._rest import rest_routes
 
-__all__ = ["MCP_PATH", "Sandbox", "SandboxConfig"]
+__all__ = ["EMBED_MCP_PATH", "MCP_PATH", "Sandbox", "SandboxConfig"]
 
 MCP_PATH = "/mcp/https"
+EMBED_MCP_PATH = "/mcp"
+"""The MCP URL of Omni's embed guide (`https://<instance>.embed-omniapp.co/mcp`); the sandbox serves both paths
+through the same gate and session manager, so a session opened on one is the same session on the other."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,10 @@ class SandboxConfig:
 
     org_key: str = field(default="omni-sandbox-org-key", repr=False)
     personal_token: str = field(default="omni-sandbox-personal-token", repr=False)
+    embed_secret: str = field(default="omni-sandbox-embed-secret-not-for-production", repr=False)
+    """Signs the JWT assertions of the embed MCP token grant (`/oauth/token`, HS256)."""
+    embed_token_seconds: float = 86_400.0
+    """Lifetime of an issued embed MCP token (Omni: the embed session length, 24 h by default)."""
     capabilities: frozenset[str] = frozenset(CAPABILITIES)
     """Omni's MCP capability settings that are on. Omni ships `single_shot` off; the sandbox turns it on so
     `getData` is there to try (pass `frozenset({"agentic", "docs_search"})` for Omni's defaults)."""
@@ -68,6 +79,10 @@ class SandboxConfig:
             raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {list(CAPABILITIES)}")
         if self.job_step_seconds < 0:
             raise ValueError("job_step_seconds must not be negative")
+        if self.embed_token_seconds <= 0:
+            raise ValueError("embed_token_seconds must be positive")
+        if len(self.embed_secret.encode()) < 32:
+            raise ValueError("embed_secret must be at least 32 bytes (HS256 keys shorter than the hash are weak)")
         self.credit_limit()  # a bad limit fails here, not at the first job
 
     def credit_limit(self) -> CreditLimit | None:
@@ -78,7 +93,8 @@ class SandboxConfig:
 
 
 class Sandbox:
-    """A local Omni: MCP at `/mcp/https`, the REST API, demo data with row-level security."""
+    """A local Omni: MCP at `/mcp/https` and `/mcp`, the REST API, the embed MCP token grant, demo data with
+    row-level security."""
 
     def __init__(
         self, config: SandboxConfig | None = None, *, host: str = "127.0.0.1", allowed_hosts: Sequence[str] = ()
@@ -88,7 +104,11 @@ class Sandbox:
         `allowed_hosts` names the hosts to accept (any port, or `name:port`) besides loopback ones."""
         self.config = config or SandboxConfig()
         self.conn = build_database(seed=self.config.seed)
-        self.directory = Directory(org_key=self.config.org_key, personal_token=self.config.personal_token)
+        self.directory = Directory(
+            org_key=self.config.org_key,
+            personal_token=self.config.personal_token,
+            tokens=EmbedTokens(lifetime_seconds=self.config.embed_token_seconds),
+        )
         self.faults = Faults()
         self.stats = Stats()
         self.limiter = RateLimiter()
@@ -122,7 +142,12 @@ class Sandbox:
         self._gate = McpGate(
             mcp_app, directory=self.directory, faults=self.faults, stats=self.stats, limiter=self.limiter
         )
-        routes = [Route(MCP_PATH, endpoint=self._gate), *rest_routes(self)]
+        routes = [
+            Route(MCP_PATH, endpoint=self._gate),
+            Route(EMBED_MCP_PATH, endpoint=_AtPath(self._gate, MCP_PATH)),
+            Route(TOKEN_PATH, endpoint=self._token_grant, methods=["POST"]),
+            *rest_routes(self),
+        ]
 
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -155,6 +180,17 @@ class Sandbox:
     def forget_conversations(self) -> int:
         """Forget every AI conversation and job, as an Omni that purged them would; how many conversations."""
         return self.jobs.forget_conversations()
+
+    def revoke_embed_tokens(self) -> int:
+        """Revoke every embed MCP token issued so far (how many): the next request bearing one gets 401."""
+        return self.directory.tokens.revoke_all()
+
+    def expire_embed_tokens(self) -> int:
+        """Expire every live embed MCP token now (how many), as if its lifetime had passed."""
+        return self.directory.tokens.expire_all()
+
+    async def _token_grant(self, request: Request) -> Response:
+        return await token_grant(self, request)
 
     def drop_sessions(self) -> int:
         """Expire every legacy MCP session: clients get `Session not found` on their next request."""
@@ -191,6 +227,18 @@ class Sandbox:
                 yield url
             finally:
                 self.url = None
+
+
+class _AtPath:
+    """`app` served as if the request had come to `path` (the MCP app routes on its own path). A class, not a
+    function, because Starlette's `Route` treats a plain function as a request/response endpoint."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self._app = app
+        self._path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app({**scope, "path": self._path, "raw_path": self._path.encode()}, receive, send)
 
 
 def _caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:

@@ -51,7 +51,7 @@ def caller_from_headers(directory: Directory, headers: Mapping[str, str]) -> Cal
 
     With `X-MCP-User-Required: true`, a request without `X-MCP-User-ID` is refused (403) instead of
     running as the key's owner: that is the point of the header, and running as an Org Admin by
-    accident is the worst failure an embedding can have.
+    accident is the worst failure an embedding can have. An embed MCP token needs no user header: it is the user.
 
     Raises:
         SandboxHTTPError: 401 (no or wrong key), 400 (malformed header), 403 (user required but absent,
@@ -60,7 +60,7 @@ def caller_from_headers(directory: Directory, headers: Mapping[str, str]) -> Cal
     key = directory.authenticate(headers.get("authorization"))
     required = parse_bool_header(headers, "x-mcp-user-required")
     user_id = (headers.get("x-mcp-user-id") or "").strip() or None
-    if required and user_id is None:
+    if required and user_id is None and key.kind != "embed":  # an embed token is its user
         raise SandboxHTTPError(403, "Forbidden: X-MCP-User-Required is true but no X-MCP-User-ID header was sent")
     user = directory.act_as(key, user_id)
     scope = Scope(

@@ -2,8 +2,9 @@
 
 Omni's rules, as its API documentation states them: an organization API key acts as its
 creator (an Org Admin) and may act for any user (`userId`, `X-MCP-User-ID`); a personal access token acts as
-its owner and may not act for anyone else (403). Embed users are created or updated by generate-session
-(upsert on `externalId`) and listed through SCIM.
+its owner and may not act for anyone else (403); an embed MCP token (from the `/oauth/token` grant) acts as its
+embed user, like a personal token. Embed users are created or updated by generate-session or the token grant
+(upsert on `externalId`) and listed through SCIM. Every user has a role (`_roles`), which shapes its tool list.
 
 User ids are UUIDv5 of the external id, so a restarted sandbox gives every demo user the same id.
 """
@@ -21,10 +22,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from omni_bridge.sandbox._embed_tokens import TOKEN_PREFIX, EmbedTokens
 from omni_bridge.sandbox._errors import SandboxHTTPError
 from omni_bridge.sandbox._query import QueryUser
+from omni_bridge.sandbox._roles import DEFAULT_EMBED_ROLE
 
-__all__ = ["DEMO_EMBED_USERS", "ApiKey", "Directory", "SandboxUser", "parse_scim_filter"]
+__all__ = ["DEMO_EMBED_USERS", "DEMO_ROLES", "ApiKey", "Directory", "SandboxUser", "parse_scim_filter"]
 
 _NAMESPACE = uuid.UUID("0b6a4f0e-3d52-4d0c-9a51-5f0c7a0e2b11")
 ORG_DOMAIN = "sandbox.embed-exploreomni.co"
@@ -45,6 +48,8 @@ class SandboxUser:
     groups: tuple[str, ...] = ()
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     is_org_admin: bool = False
+    role: str = DEFAULT_EMBED_ROLE
+    """Omni's connection/model role (see `_roles`); it decides which MCP tools the user is offered."""
     created: str = ""
     last_modified: str = ""
 
@@ -88,7 +93,8 @@ class ApiKey:
     """An API key the sandbox accepts. `repr` never shows the token."""
 
     token: str = field(repr=False)
-    kind: Literal["org", "personal"]
+    kind: Literal["org", "personal", "embed"]
+    """`embed`: an embed MCP token from the token grant, acting as its embed user only."""
     owner_id: str
 
 
@@ -114,6 +120,7 @@ ADMIN = SandboxUser(
     groups=("Finance",),
     attributes={"region": "all"},
     is_org_admin=True,
+    role="MANAGER",
 )
 ANALYST = SandboxUser(
     id=_stable_id("standard:dana"),
@@ -121,6 +128,7 @@ ANALYST = SandboxUser(
     email="dana@sandbox.example",
     kind="standard",
     attributes={"region": "West"},
+    role="QUERIER",
 )
 DEMO_EMBED_USERS: tuple[tuple[str, str, tuple[str, ...], dict[str, AttributeValue]], ...] = (
     ("alice", "Alice Anders", (), {"region": "West"}),
@@ -129,8 +137,11 @@ DEMO_EMBED_USERS: tuple[tuple[str, str, tuple[str, ...], dict[str, AttributeValu
     ("dan", "Dan Diaz", (), {"region": "South"}),
     ("erin", "Erin Evans", (), {"region": ["West", "East"]}),
     ("nora", "Nora No-Region", (), {}),
+    ("vera", "Vera Viewer", (), {"region": "West"}),
 )
 """(external id, name, groups, user attributes) of the embed users that exist from the start."""
+DEMO_ROLES: dict[str, str] = {"vera": "VIEWER"}
+"""The demo embed users whose role is not the embed default (`RESTRICTED_QUERIER`): Vera is a Viewer."""
 
 _FILTER = re.compile(r'^\s*(?P<attr>\w+)\s+(?P<op>\w+)\s+"(?P<value>(?:[^"\\]|\\.)*)"\s*$')
 _FILTER_ATTRS = {"username": "userName", "embedexternalid": "embedExternalId"}
@@ -161,27 +172,32 @@ def parse_scim_filter(expression: str) -> tuple[str, str, str]:
 class Directory:
     """Users and keys of the sandbox organization. Thread-safe: REST handlers and tests share it."""
 
-    def __init__(self, *, org_key: str, personal_token: str) -> None:
+    def __init__(self, *, org_key: str, personal_token: str, tokens: EmbedTokens | None = None) -> None:
         self._lock = threading.Lock()
         created = _now()
         self._users: dict[str, SandboxUser] = {}
         for user in (ADMIN, ANALYST):
             self._users[user.id] = replace(user, created=created, last_modified=created)
         for external_id, name, groups, attributes in DEMO_EMBED_USERS:
-            self._add_embed(external_id, name, groups, attributes, entity=None, email=None)
+            role = DEMO_ROLES.get(external_id, DEFAULT_EMBED_ROLE)
+            self._add_embed(external_id, name, groups, attributes, entity=None, email=None, role=role)
+        self.tokens = tokens or EmbedTokens(lifetime_seconds=86_400)
         self._keys = (ApiKey(org_key, "org", ADMIN.id), ApiKey(personal_token, "personal", ANALYST.id))
 
     # --- keys and acting-as ------------------------------------------------------------------------
 
     def authenticate(self, authorization: str | None) -> ApiKey:
-        """The key behind an `Authorization: Bearer …` header, compared in constant time.
+        """The key behind an `Authorization: Bearer …` header, compared in constant time (or an embed MCP token).
 
         Raises:
-            SandboxHTTPError: 401 when the header is missing, malformed or names no key.
+            SandboxHTTPError: 401 when the header is missing, malformed or names no key, or the embed token is
+                unknown, revoked or expired.
         """
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise SandboxHTTPError(401, "Unauthorized: Missing or invalid API key", headers=_CHALLENGE)
+        if token.strip().startswith(TOKEN_PREFIX):
+            return ApiKey(token.strip(), "embed", self.tokens.owner(token.strip()))
         found = None
         for key in self._keys:
             if hmac.compare_digest(key.token.encode(), token.strip().encode()):
@@ -227,9 +243,20 @@ class Directory:
         attributes: Mapping[str, AttributeValue] | None = None,
         entity: str | None = None,
         email: str | None = None,
+        role: str | None = None,
     ) -> SandboxUser:
-        """Create or update the embed user with this external id; groups and attributes are replaced."""
-        return self._add_embed(external_id, name, tuple(groups), dict(attributes or {}), entity=entity, email=email)
+        """Create or update the embed user with this external id; groups and attributes are replaced.
+
+        `role` `None` keeps the user's role (a new user gets the embed default).
+        """
+        return self._add_embed(
+            external_id, name, tuple(groups), dict(attributes or {}), entity=entity, email=email, role=role
+        )
+
+    def embed_user(self, external_id: str) -> SandboxUser | None:
+        """The embed user with this external id, if there is one."""
+        with self._lock:
+            return self._users.get(embed_user_id(external_id))
 
     def _add_embed(
         self,
@@ -240,6 +267,7 @@ class Directory:
         *,
         entity: str | None,
         email: str | None,
+        role: str | None,
     ) -> SandboxUser:
         user_id = embed_user_id(external_id)
         now = _now()
@@ -254,6 +282,7 @@ class Directory:
                 entity=entity,
                 groups=groups,
                 attributes=attributes,
+                role=role or (old.role if old else DEFAULT_EMBED_ROLE),
                 created=old.created if old else now,
                 last_modified=now,
             )

@@ -30,6 +30,7 @@ from omni_bridge.sandbox._errors import SandboxHTTPError
 from omni_bridge.sandbox._faults import Faults, Stats
 from omni_bridge.sandbox._jobs import JobEngine, JobState
 from omni_bridge.sandbox._query import SandboxQueryError
+from omni_bridge.sandbox._roles import role_allows
 from omni_bridge.sandbox._semantic import MODELS
 
 __all__ = ["CAPABILITIES", "TOOL_CAPABILITIES", "McpTools"]
@@ -168,8 +169,10 @@ class McpTools:
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        self._caller_of(ctx)  # refuses callers the gate did not admit (e.g. in-process use without headers)
-        return types.ListToolsResult(tools=self._tools)
+        user = self._caller_of(ctx).user  # refuses callers the gate did not admit (e.g. in-process use)
+        return types.ListToolsResult(
+            tools=[t for t in self._tools if role_allows(user.role, t.name, is_org_admin=user.is_org_admin)]
+        )
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -180,6 +183,8 @@ class McpTools:
         if name not in self.enabled_tools():
             return _error(404, f"Unknown tool: {name}")
         error = _ERROR_SHAPES.get(name, _error)
+        if not role_allows(caller.user.role, name, is_org_admin=caller.user.is_org_admin):
+            return error(403, f"Your role ({caller.user.role}) does not allow {name}")
         args_model, _ = _DESCRIPTIONS[name]
         try:
             args = args_model.model_validate(params.arguments or {})

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from omni_bridge.sandbox._caller import Caller
 from omni_bridge.sandbox._errors import SandboxHTTPError
 from omni_bridge.sandbox._rest_input import GenerateSessionBody, int_param, parse_body, require_org_key
+from omni_bridge.sandbox._roles import least_role
 
 if TYPE_CHECKING:
     from omni_bridge.sandbox._app import Sandbox
@@ -92,5 +93,6 @@ async def generate_session(sandbox: Sandbox, request: Request, caller: Caller) -
         attributes=attributes,
         entity=body.entity,
         email=body.email,
+        role=least_role(body.connectionRoles, body.modelRoles),
     )
     return JSONResponse({"sessionId": uuid.uuid4().hex})

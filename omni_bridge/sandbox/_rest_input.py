@@ -70,6 +70,8 @@ class GenerateSessionBody(_Body):
     entity: str | None = Field(None, max_length=64)
     groups: list[str] = Field(default_factory=list, max_length=100)
     userAttributes: dict[str, str | list[str] | int | float | bool | None] = Field(default_factory=dict)
+    connectionRoles: dict[str, str] | None = None
+    modelRoles: dict[str, str] | None = None
 
 
 class SearchDocsBody(_Body):

@@ -1,4 +1,5 @@
-"""Everything that talks to Omni: the MCP session pool, the toolset Claude sees, result shaping, REST."""
+"""Everything that talks to Omni: auth strategies, the MCP session pool, the toolset Claude sees, result shaping,
+REST."""
 
 from omni_bridge.tools._artifacts import Artifact, ArtifactStore, MemoryArtifactStore
 from omni_bridge.tools._attachments import (
@@ -8,12 +9,14 @@ from omni_bridge.tools._attachments import (
     JobAttachment,
     check_attachments,
 )
+from omni_bridge.tools._auth import AuthStrategy, EmbedTokenAuth, OrgKeyAuth
 from omni_bridge.tools._budget import CHARS_PER_TOKEN, estimate_tokens
 from omni_bridge.tools._chart import MAX_CHART_POINTS, ChartPoint, ChartSeries, DataChart, derive_chart, parse_number
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
+from omni_bridge.tools._embed_tokens import EmbedPrincipal, EmbedTokenError, EmbedTokenMinter
 from omni_bridge.tools._headers import mcp_headers
 from omni_bridge.tools._identity_args import StrippedArguments, is_identity_argument, strip_identity_arguments
-from omni_bridge.tools._pool import PoolStats, SessionPool
+from omni_bridge.tools._pool import EMBED_TOKEN_PATH, PoolStats, SessionPool
 from omni_bridge.tools._read_result import (
     DEFAULT_READ_LIMIT,
     MAX_READ_LIMIT,
@@ -61,6 +64,7 @@ __all__ = [
     "CHARS_PER_TOKEN",
     "CODE_ONLY_TOOLS",
     "DEFAULT_READ_LIMIT",
+    "EMBED_TOKEN_PATH",
     "LOOPBACK_REQUESTS_PER_MINUTE",
     "MAX_ATTACHMENTS",
     "MAX_ATTACHMENTS_BYTES",
@@ -72,6 +76,7 @@ __all__ = [
     "SELECTOR_TOOLS",
     "Artifact",
     "ArtifactStore",
+    "AuthStrategy",
     "ChartPoint",
     "ChartSeries",
     "ClaudeTool",
@@ -80,6 +85,10 @@ __all__ = [
     "ConversationPage",
     "ConversationSummary",
     "DataChart",
+    "EmbedPrincipal",
+    "EmbedTokenAuth",
+    "EmbedTokenError",
+    "EmbedTokenMinter",
     "EmbedUser",
     "InvalidReadArguments",
     "JobAction",
@@ -94,6 +103,7 @@ __all__ = [
     "MemoryArtifactStore",
     "ModelInfo",
     "OmniRestClient",
+    "OrgKeyAuth",
     "PoolStats",
     "QueryActionResult",
     "ReadResult",

@@ -30,6 +30,7 @@ from mcp import MCPError
 from omni_bridge.exceptions import McpConnectError, McpError, SessionExpired, ToolTimeout
 
 __all__ = [
+    "RETRIED_ON_401",
     "HttpFailure",
     "from_mcp_error",
     "from_open_failure",
@@ -45,6 +46,9 @@ _EXCERPT_CHARS = 200
 _READ_LIMIT = 4096  # bytes of a non-JSON error body read for the excerpt
 # What the SDK says when it could not use the body: the server's own words, when we have them, say more.
 _SDK_STAND_INS = frozenset({"Server returned an error response", "Not Found", "Session terminated"})
+RETRIED_ON_401 = "omni_bridge.retried_on_401"
+"""A request extension an auth flow sets when it will answer a 401 by sending the request again (a new token):
+such a 401 is not the call's failure, so it is not recorded."""
 _SECRET_HEADERS = ("authorization", "x-api-key", "cookie", "proxy-authorization")
 _MODERN_REFUSALS = re.compile(r"session|initiali[sz]", re.IGNORECASE)
 
@@ -84,6 +88,8 @@ async def record_http_failure(response: httpx2.Response) -> None:
     seen = _FAILURES.get()
     request = response.request
     if seen is None or response.status_code < 400 or request.method != "POST":
+        return
+    if response.status_code == 401 and request.extensions.get(RETRIED_ON_401):
         return
     try:
         sent = json.loads(request.content)

@@ -36,17 +36,22 @@ from pydantic import SecretStr
 from omni_bridge._bounded import BoundedMap
 from omni_bridge.config import Settings
 from omni_bridge.exceptions import ConfigError
+from omni_bridge.tools._auth import AuthStrategy, EmbedTokenAuth, OrgKeyAuth
+from omni_bridge.tools._embed_tokens import EmbedTokenMinter
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._session_leases import SessionLeases
 from omni_bridge.tools._session_retry import run_on_session
 from omni_bridge.tools._session_supervisor import SessionOptions
-from omni_bridge.types import ProtocolMode
+from omni_bridge.types import AuthStrategyName, ProtocolMode
 
 __all__ = ["PoolStats", "SessionPool"]
 
 log = logging.getLogger("omni_bridge.pool")
 
 ProgressCallback = ProgressFnT
+
+EMBED_TOKEN_PATH = "/oauth/token"
+"""Where Omni's JWT-bearer grant for embed MCP tokens lives, under the instance's base URL."""
 
 _MODES: dict[ProtocolMode, ConnectMode] = {"auto": "auto", "legacy": "legacy", "modern": "2026-07-28"}
 
@@ -81,7 +86,10 @@ class SessionPool:
     def __init__(
         self,
         *,
-        api_key: str | SecretStr,
+        api_key: str | SecretStr | None = None,
+        auth: AuthStrategyName = "org_key",
+        embed_secret: str | SecretStr | None = None,
+        token_url: str | None = None,
         protocol: ProtocolMode = "auto",
         max_sessions: int = 1000,
         idle_seconds: float = 300.0,
@@ -93,6 +101,11 @@ class SessionPool:
     ) -> None:
         """Args:
         api_key: the Omni organization API key (it may act for any user); kept out of every repr and error.
+            Needed with `auth="org_key"`.
+        auth: how sessions act as their user: `org_key` (the key plus `X-MCP-User-ID`) or `embed_token` (a
+            per-user token minted from `embed_secret` at `token_url`; keys then need a `principal`).
+        embed_secret: the embed secret that signs token requests (`auth="embed_token"`); never shown.
+        token_url: Omni's token endpoint, e.g. `https://acme.omniapp.co/oauth/token` (`auth="embed_token"`).
         protocol: `auto` (2026-07-28 where spoken, else the legacy handshake), `legacy` or `modern`.
         max_sessions: open sessions at most; past it the least recently used idle one is closed.
         idle_seconds: a session unused this long is closed by the reaper.
@@ -107,9 +120,6 @@ class SessionPool:
             raise ValueError("max_sessions must be at least 1")
         if protocol not in _MODES:
             raise ValueError(f"protocol must be one of {sorted(_MODES)}, got {protocol!r}")
-        secret = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
-        if not secret.get_secret_value():
-            raise ValueError("api_key must not be empty")
         self._modern = protocol == "modern"
         self.idle_seconds = idle_seconds
         self.tool_timeout = tool_timeout
@@ -122,8 +132,9 @@ class SessionPool:
             # number of sessions is what `max_sessions` bounds.
             limits=httpx2.Limits(max_connections=None, max_keepalive_connections=100),
         )
+        self.auth: AuthStrategy = _strategy(auth, api_key, embed_secret, token_url, self._transport, connect_timeout)
         options = SessionOptions(
-            api_key=secret,
+            auth=self.auth,
             transport=self._transport,
             timeout=httpx2.Timeout(connect_timeout, read=tool_timeout + connect_timeout),
             mode=_MODES[protocol],
@@ -145,7 +156,15 @@ class SessionPool:
     ) -> SessionPool:
         """A pool configured from `Settings` (`OMNI_API_KEY`, `OMNI_MCP_PROTOCOL`, `OMNI_TOOL_TIMEOUT_SECONDS`)."""
         key = api_key if api_key is not None else settings.omni_api_key
-        if key is None:
+        if settings.omni_auth == "embed_token":
+            if settings.omni_embed_secret is None:
+                raise ConfigError("OMNI_EMBED_SECRET: required with OMNI_AUTH=embed_token (it signs token requests)")
+            if settings.omni_base_url is None:
+                raise ConfigError("OMNI_BASE_URL: required to find Omni's /oauth/token with OMNI_AUTH=embed_token")
+            options.setdefault("auth", "embed_token")
+            options.setdefault("embed_secret", settings.omni_embed_secret)
+            options.setdefault("token_url", str(settings.omni_base_url).rstrip("/") + EMBED_TOKEN_PATH)
+        elif key is None:
             raise ConfigError("OMNI_API_KEY: required to open MCP sessions for embed users (an organization key)")
         options.setdefault("protocol", settings.omni_mcp_protocol)
         options.setdefault("tool_timeout", settings.omni_tool_timeout_seconds)
@@ -164,7 +183,7 @@ class SessionPool:
     def __repr__(self) -> str:
         leases = self._leases
         return (
-            f"<SessionPool {self._state} sessions={leases.open} opening={leases.opening} "
+            f"<SessionPool {self._state} auth={self.auth.name} sessions={leases.open} opening={leases.opening} "
             f"in_flight={leases.in_flight} max={self.max_sessions}>"
         )
 
@@ -203,6 +222,7 @@ class SessionPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         await self._leases.aclose()
+        await self.auth.aclose()
         if self._owns_transport:
             await self._transport.aclose()
 
@@ -292,3 +312,23 @@ class SessionPool:
             expired = self.expire_idle()
             if expired:
                 log.debug("closed %d idle MCP session(s)", expired)
+
+
+def _strategy(
+    name: AuthStrategyName,
+    api_key: str | SecretStr | None,
+    embed_secret: str | SecretStr | None,
+    token_url: str | None,
+    transport: httpx2.AsyncBaseTransport,
+    timeout: float,
+) -> AuthStrategy:
+    if name == "org_key":
+        if api_key is None:
+            raise ValueError("api_key is required with auth='org_key'")
+        return OrgKeyAuth(api_key if isinstance(api_key, SecretStr) else SecretStr(api_key))
+    if name == "embed_token":
+        if embed_secret is None or token_url is None:
+            raise ValueError("embed_secret and token_url are required with auth='embed_token'")
+        secret = embed_secret if isinstance(embed_secret, SecretStr) else SecretStr(embed_secret)
+        return EmbedTokenAuth(EmbedTokenMinter(token_url, secret, transport=transport, timeout=timeout))
+    raise ValueError(f"auth must be 'org_key' or 'embed_token', got {name!r}")

@@ -81,6 +81,8 @@ class EmbedUserCalls(RestTransport):
         user_attributes: Mapping[str, Any] | None = None,
         entity: str | None = None,
         email: str | None = None,
+        connection_roles: Mapping[str, str] | None = None,
+        model_roles: Mapping[str, str] | None = None,
         content_path: str = "/",
     ) -> str:
         """Create (or update) the embed user and an embed SSO session for it; returns the `sessionId`.
@@ -101,6 +103,10 @@ class EmbedUserCalls(RestTransport):
             body["entity"] = entity
         if email is not None:
             body["email"] = email
+        if connection_roles is not None:
+            body["connectionRoles"] = dict(connection_roles)
+        if model_roles is not None:
+            body["modelRoles"] = dict(model_roles)
         path = "/api/v1/embed/sso/generate-session"
         # An upsert plus a session that expires unused: repeating it changes nothing, so it may be retried.
         data = await self._request("POST", path, json_body=body, idempotent=True)

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from omni_bridge.tools._embed_tokens import EmbedPrincipal
+
 __all__ = ["SessionKey"]
 
 
@@ -20,6 +22,10 @@ class SessionKey:
     model_id: str | None = None
     topic_name: str | None = None
     query_all_views: bool = False
+    principal: EmbedPrincipal | None = None
+    """The end user and profile the session is for: whom an embed MCP token is minted for (`OMNI_AUTH=embed_token`,
+    where it is required); the org key sends only `user_id`. Part of the key, so a user whose roles or attributes
+    change gets a session (and a tool list) of their own."""
 
     def __post_init__(self) -> None:
         if not self.user_id.strip():
@@ -30,7 +36,8 @@ class SessionKey:
     @property
     def digest(self) -> str:
         """A short hash of the key, for logs and task names (the raw user id is not logged)."""
-        raw = "\x1f".join([self.server, self.user_id, self.model_id or "", self.topic_name or ""])
+        principal = self.principal.digest if self.principal is not None else ""
+        raw = "\x1f".join([self.server, self.user_id, self.model_id or "", self.topic_name or "", principal])
         return hashlib.sha256(f"{raw}\x1f{self.query_all_views}".encode()).hexdigest()[:12]
 
     @property

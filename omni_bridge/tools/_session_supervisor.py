@@ -23,10 +23,10 @@ from mcp import Client
 from mcp.client.client import ConnectMode
 from mcp.client.session import MessageHandlerFnT
 from mcp.client.streamable_http import streamable_http_client
-from pydantic import SecretStr
 
 from omni_bridge import __version__
-from omni_bridge.tools._headers import mcp_headers
+from omni_bridge.tools._auth import AuthStrategy
+from omni_bridge.tools._embed_tokens import EmbedTokenError
 from omni_bridge.tools._mcp_errors import from_open_failure, record_http_failure, recording_http_failures
 from omni_bridge.tools._session_key import SessionKey
 
@@ -39,9 +39,9 @@ _CLOSE_GRACE_SECONDS = 5.0
 
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
-    """How every session of one pool connects: the key, the shared transport, the timeouts, the protocol."""
+    """How every session of one pool connects: the auth strategy, the shared transport, the timeouts, the protocol."""
 
-    api_key: SecretStr
+    auth: AuthStrategy
     transport: httpx2.AsyncBaseTransport
     timeout: httpx2.Timeout
     """Connect and send timeouts; the read timeout sits just above the longest tool call."""
@@ -83,11 +83,12 @@ async def supervise(
     `on_end` runs when the session is gone, however it ended.
     """
     key = session.key
-    client = _client(key, options, on_message)
     # The handshake is sent from this task, so its HTTP failures (a 401, say) are recorded here; each
     # call's own requests are recorded in its caller's context instead.
     with recording_http_failures() as opening:
         try:
+            await options.auth.prepare(key)  # mint the user's token first, so a refused grant is this open's error
+            client = _client(key, options, on_message)
             async with client:
                 session.client = client
                 ready.set_result(None)
@@ -96,6 +97,11 @@ async def supervise(
             if not ready.done():
                 ready.cancel()
             raise
+        except EmbedTokenError as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            else:
+                log.warning("MCP session %s ended: %s", key.digest, exc)
         except BaseException as exc:  # the SDK raises exception groups; all of them end this session only
             failure = opening[-1] if opening and not ready.done() else None
             error = from_open_failure(exc, where=key.where, failure=failure, modern=options.modern)
@@ -120,17 +126,11 @@ async def wait_closed(task: asyncio.Task[None]) -> None:
 
 
 def _client(key: SessionKey, options: SessionOptions, on_message: MessageHandlerFnT) -> Client:
-    """An MCP client for `key`, its identity headers fixed now and never changed."""
-    headers = mcp_headers(
-        options.api_key.get_secret_value(),
-        user_id=key.user_id,
-        model_id=key.model_id,
-        topic_name=key.topic_name,
-        query_all_views=key.query_all_views,
-    )
+    """An MCP client for `key`, its identity headers fixed now and never changed (a token renews per request)."""
     http = httpx2.AsyncClient(
         transport=options.transport,
-        headers=headers,
+        headers=options.auth.headers(key),
+        auth=options.auth.http_auth(key),
         timeout=options.timeout,
         event_hooks={"response": [record_http_failure]},  # keeps the status the SDK drops (see _mcp_errors)
     )

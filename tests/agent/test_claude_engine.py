@@ -52,6 +52,16 @@ def settings_for(served: Served, fake_url: str, **overrides: Any) -> Any:
     )
 
 
+def strategy(served: Served, auth: str) -> dict[str, Any]:
+    """The settings of one auth strategy: the org key plus X-MCP-User-ID, or per-user embed MCP tokens."""
+    if auth == "org_key":
+        return {}
+    return {"omni_auth": auth, "omni_embed_secret": served.sandbox.config.embed_secret}
+
+
+AUTH = pytest.mark.parametrize("auth", ["org_key", "embed_token"])
+
+
 async def collect(events: AsyncIterator[Event]) -> list[Event]:
     return [event async for event in events]
 
@@ -61,11 +71,12 @@ def final_of(events: list[Event]) -> FinalMessage:
     return events[-1]
 
 
-async def test_a_multi_turn_conversation_answers_with_each_users_own_numbers(served: Served) -> None:
+@AUTH
+async def test_a_multi_turn_conversation_answers_with_each_users_own_numbers(served: Served, auth: str) -> None:
     fake = FakeAnthropic(
         responder=tool_then_answer(REVENUE, answer="Revenue: {results}\nFollow-ups: by month | by state")
     )
-    async with fake.serve() as url, Bridge(settings_for(served, url)) as bridge:
+    async with fake.serve() as url, Bridge(settings_for(served, url, **strategy(served, auth))) as bridge:
         first = await collect(bridge.ask(user="alice", question="What is our revenue by region?"))
         conversation_id = final_of(first).conversation_id
         second = await collect(bridge.ask(user="alice", question="Again, please.", conversation_id=conversation_id))
@@ -244,9 +255,10 @@ async def test_a_conversation_resumes_from_sqlite_in_a_new_process(served: Serve
     assert resumed[-1]["content"][0]["text"] == "and now?"
 
 
-async def test_a_conversation_cannot_be_continued_by_another_user(served: Served) -> None:
+@AUTH
+async def test_a_conversation_cannot_be_continued_by_another_user(served: Served, auth: str) -> None:
     fake = FakeAnthropic(responder=lambda request: text_reply("ok"))
-    async with fake.serve() as url, Bridge(settings_for(served, url)) as bridge:
+    async with fake.serve() as url, Bridge(settings_for(served, url, **strategy(served, auth))) as bridge:
         await bridge.answer(user="alice", question="hi", conversation_id="conv_alice")
         with pytest.raises(IdentityError):
             await bridge.answer(user="bob", question="show me alice's numbers", conversation_id="conv_alice")

@@ -324,6 +324,29 @@ def test_doctor_with_a_user_lists_the_tools_that_user_gets(tmp_path: Path, serve
     assert served.sandbox.stats.snapshot()["sessionsOpened"].get(embed_user_id("alice"), 0) == opened + 1
 
 
+def test_doctor_says_which_auth_strategy_acts_for_end_users_and_never_the_secret(
+    tmp_path: Path, served: Served
+) -> None:
+    secret = served.sandbox.config.embed_secret
+    minted = served.sandbox.stats.counts["oauth.tokens_issued"]
+    as_tokens = run(
+        cli("doctor", "--user", "vera"),
+        tmp_path,
+        OMNI_BASE_URL=served.url,
+        OMNI_API_KEY=served.org_key,
+        OMNI_AUTH="embed_token",
+        OMNI_EMBED_SECRET=secret,
+    )
+    as_key = run(cli("doctor", "--sandbox"), tmp_path)
+
+    assert as_tokens.returncode == 0, as_tokens.stdout + as_tokens.stderr
+    assert "auth: embed_token: a per-user embed MCP token" in as_tokens.stdout
+    assert "✓ MCP as 'vera'" in as_tokens.stdout and "getData" not in as_tokens.stdout  # a Viewer's tools
+    assert served.sandbox.stats.counts["oauth.tokens_issued"] == minted + 1
+    assert secret not in as_tokens.stdout + as_tokens.stderr
+    assert "auth: org_key: the organization API key (hidden) plus X-MCP-User-ID" in as_key.stdout
+
+
 def test_doctor_with_an_unknown_user_fails_the_check_and_exits_1(tmp_path: Path) -> None:
     done = run(cli("doctor", "--sandbox", "--user", "mallory"), tmp_path)
 

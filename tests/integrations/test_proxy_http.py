@@ -1,4 +1,7 @@
-"""The MCP proxy over streamable HTTP: service keys, the end user named per request, isolation between users."""
+"""The MCP proxy over streamable HTTP: service keys, the end user named per request, isolation between users.
+
+Every test runs under both auth strategies (the org key plus `X-MCP-User-ID`, and per-user embed MCP tokens).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +29,17 @@ from tests.sandbox.mcp_helpers import mcp_client, refusal, text_of, wait_until
 
 SERVICE_KEY = "svc-test-key-0123456789"
 MODES = pytest.mark.parametrize("mode", ["auto", "legacy"])
+
+
+@pytest.fixture(params=["org_key", "embed_token"])
+async def omni(sandbox: Sandbox, request: pytest.FixtureRequest) -> AsyncIterator[OmniConnection]:
+    """The package's connection, under each auth strategy: every test of this module runs under both."""
+    assert sandbox.url is not None
+    secret = sandbox.config.embed_secret
+    async with OmniConnection(
+        base_url=sandbox.url, api_key=sandbox.config.org_key, auth=request.param, embed_secret=secret
+    ) as connection:
+        yield connection
 
 
 @pytest.fixture

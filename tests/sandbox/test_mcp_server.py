@@ -10,12 +10,14 @@ import pytest
 from mcp import MCPError
 from mcp.types import CallToolResult
 
-from omni_bridge.sandbox import Sandbox, SandboxConfig, embed_user_id
+from omni_bridge.sandbox import EMBED_MCP_PATH, MCP_PATH, Sandbox, SandboxConfig, embed_user_id
 from omni_bridge.tools import mcp_headers
 from tests.conftest import Served
 from tests.sandbox.mcp_helpers import csv_rows, mcp_client, refusal, text_of
 
 MODES = ["legacy", "auto"]
+PATHS = pytest.mark.parametrize("path", [MCP_PATH, EMBED_MCP_PATH])
+"""Omni's `/mcp/https` and the embed guide's `/mcp`: the sandbox serves both through the same gate."""
 
 
 def _column(structured: dict[str, Any], fragment: str) -> int:
@@ -30,15 +32,17 @@ async def _get_data(
     mode: str = "auto",
     model_id: str | None = None,
     topic_name: str | None = None,
+    path: str = MCP_PATH,
 ) -> CallToolResult:
     headers = mcp_headers(served.org_key, user_id=user_id, model_id=model_id, topic_name=topic_name)
-    async with mcp_client(served.mcp_url, headers, mode=mode) as client:
+    async with mcp_client(served.url + path, headers, mode=mode) as client:
         return await client.call_tool("getData", {"prompt": prompt})
 
 
+@PATHS
 @pytest.mark.parametrize("mode", MODES)
-async def test_both_protocol_eras_list_omnis_tools(served: Served, alice_id: str, mode: str) -> None:
-    async with mcp_client(served.mcp_url, mcp_headers(served.org_key, user_id=alice_id), mode=mode) as client:
+async def test_both_protocol_eras_list_omnis_tools(served: Served, alice_id: str, mode: str, path: str) -> None:
+    async with mcp_client(served.url + path, mcp_headers(served.org_key, user_id=alice_id), mode=mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
     assert names == {"pickModel", "pickTopic", "getData", "askOmni", "checkStatus", "searchOmniDocs", "getJobChartPage"}
@@ -68,10 +72,13 @@ async def test_tool_listing_follows_capability_settings(capabilities: frozenset[
     assert url.startswith("http://127.0.0.1:")
 
 
+@PATHS
 @pytest.mark.parametrize("mode", MODES)
-async def test_each_user_sees_only_their_region(served: Served, alice_id: str, bob_id: str, mode: str) -> None:
-    alice = await _get_data(served, alice_id, "revenue by region", mode=mode)
-    bob = await _get_data(served, bob_id, "revenue by region", mode=mode)
+async def test_each_user_sees_only_their_region(
+    served: Served, alice_id: str, bob_id: str, mode: str, path: str
+) -> None:
+    alice = await _get_data(served, alice_id, "revenue by region", mode=mode, path=path)
+    bob = await _get_data(served, bob_id, "revenue by region", mode=mode, path=path)
     assert not alice.is_error and not bob.is_error
     a, b = alice.structured_content, bob.structured_content
     region = _column(a, "region")
@@ -129,10 +136,11 @@ async def test_user_without_the_filter_attribute_gets_an_error_not_all_rows(serv
     assert not catalog.is_error or "Model" in text_of(catalog)
 
 
-async def test_user_required_without_a_user_is_refused(served: Served) -> None:
+@PATHS
+async def test_user_required_without_a_user_is_refused(served: Served, path: str) -> None:
     headers = mcp_headers(served.org_key, user_id=None) | {"X-MCP-User-Required": "true"}
     for mode in MODES:
-        error = await refusal(served.mcp_url, headers, mode=mode)
+        error = await refusal(served.url + path, headers, mode=mode)
         assert "X-MCP-User-Required" in error.message and error.data["status"] == 403
 
 
@@ -146,16 +154,18 @@ async def test_unknown_user_is_refused(served: Served) -> None:
     ("authorization", "message"),
     [(None, "Unauthorized"), ("Bearer wrong-key", "Unauthorized"), ("Basic abc", "Unauthorized")],
 )
-async def test_bad_credentials_are_refused(served: Served, authorization: str | None, message: str) -> None:
+@PATHS
+async def test_bad_credentials_are_refused(served: Served, authorization: str | None, message: str, path: str) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    error = await refusal(served.mcp_url, headers)
+    error = await refusal(served.url + path, headers)
     assert message in error.message and error.data["status"] == 401
 
 
-async def test_personal_token_cannot_act_for_another_user(served: Served, alice_id: str) -> None:
-    error = await refusal(served.mcp_url, mcp_headers(served.personal_token, user_id=alice_id))
+@PATHS
+async def test_personal_token_cannot_act_for_another_user(served: Served, alice_id: str, path: str) -> None:
+    error = await refusal(served.url + path, mcp_headers(served.personal_token, user_id=alice_id))
     assert "cannot act on behalf" in error.message and error.data["status"] == 403
-    async with mcp_client(served.mcp_url, mcp_headers(served.personal_token, user_id=None)) as client:
+    async with mcp_client(served.url + path, mcp_headers(served.personal_token, user_id=None)) as client:
         result = await client.call_tool("getData", {"prompt": "revenue by region"})
     data = result.structured_content
     assert {row[_column(data, "region")] for row in csv_rows(data)} == {"West"}  # Dana's own region
@@ -180,11 +190,15 @@ async def test_dropped_sessions_answer_session_not_found(served: Served, alice_i
             await client.call_tool("getData", {"prompt": "total revenue"})
 
 
-async def test_legacy_session_is_bound_to_the_user_that_opened_it(served: Served, alice_id: str, bob_id: str) -> None:
-    # Open a legacy session as Alice, then send Bob's header on it, as a pool sharing sessions would.
+@pytest.mark.parametrize("used_on", [MCP_PATH, EMBED_MCP_PATH])
+async def test_legacy_session_is_bound_to_the_user_that_opened_it(
+    served: Served, alice_id: str, bob_id: str, used_on: str
+) -> None:
+    # Open a legacy session as Alice, then send Bob's header on it, as a pool sharing sessions would (on either
+    # path: both are one endpoint, so a session opened on one is the same session on the other).
     async with httpx2.AsyncClient(base_url=served.url) as http:
         init = await http.post(
-            "/mcp/https",
+            MCP_PATH,
             headers=mcp_headers(served.org_key, user_id=alice_id) | {"Accept": "application/json, text/event-stream"},
             json={
                 "jsonrpc": "2.0",
@@ -199,7 +213,7 @@ async def test_legacy_session_is_bound_to_the_user_that_opened_it(served: Served
         )
         sid = init.headers["mcp-session-id"]
         other = await http.post(
-            "/mcp/https",
+            used_on,
             headers=mcp_headers(served.org_key, user_id=bob_id)
             | {
                 "Accept": "application/json, text/event-stream",

@@ -1,4 +1,8 @@
-"""The session pool against the sandbox over loopback: one session per identity, isolation, recovery."""
+"""The session pool against the sandbox over loopback: one session per identity, isolation, recovery.
+
+The tests on the `pool` fixture run under both auth strategies: the org key plus `X-MCP-User-ID`, and per-user
+embed MCP tokens minted from the sandbox's embed secret (then no user header is sent at all).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import pytest
 
 from omni_bridge.exceptions import McpConnectError, McpError, ToolTimeout
 from omni_bridge.sandbox import MCP_PATH, Sandbox, SandboxConfig, embed_user_id
-from omni_bridge.tools import SessionKey, SessionPool
+from omni_bridge.tools import EmbedPrincipal, SessionKey, SessionPool
 from tests.sandbox.mcp_helpers import wait_until
 from tests.tools.http_faults import FaultyTransport
 
@@ -36,14 +40,24 @@ def clean(sandbox: Sandbox) -> Iterator[None]:
     sandbox.set_faults(slow_tool_seconds=0.0, slow_tool_name=None, latency_ms=0, error_rate=0.0)
 
 
-@pytest.fixture
-async def pool(sandbox: Sandbox) -> AsyncIterator[SessionPool]:
-    async with SessionPool(api_key=sandbox.config.org_key, protocol="legacy") as pool:
+@pytest.fixture(params=["org_key", "embed_token"])
+async def pool(sandbox: Sandbox, request: pytest.FixtureRequest) -> AsyncIterator[SessionPool]:
+    async with SessionPool(protocol="legacy", **auth_options(sandbox, request.param)) as pool:
         yield pool
 
 
+def auth_options(sandbox: Sandbox, auth: str) -> dict[str, Any]:
+    """The pool's arguments for one auth strategy against `sandbox`."""
+    if auth == "org_key":
+        return {"api_key": sandbox.config.org_key}
+    assert sandbox.url is not None
+    return {"auth": auth, "embed_secret": sandbox.config.embed_secret, "token_url": sandbox.url + "/oauth/token"}
+
+
 def key_for(sandbox: Sandbox, external_id: str, **scope: Any) -> SessionKey:
-    return SessionKey(server=sandbox.mcp_url(), user_id=embed_user_id(external_id), **scope)
+    """`external_id`'s key; its principal (whom a token names) is ignored under the org key."""
+    principal = EmbedPrincipal.of(external_id)
+    return SessionKey(server=sandbox.mcp_url(), user_id=embed_user_id(external_id), principal=principal, **scope)
 
 
 def regions_in(result: Any) -> set[str]:

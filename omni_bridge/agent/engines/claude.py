@@ -30,7 +30,7 @@ import copy
 import itertools
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -108,7 +108,8 @@ class ClaudeEngine:
     Args:
         client: a shared `AsyncAnthropic` (its retries cover 429, 529 and 5xx: set `max_retries` there).
         model: the Claude model name.
-        system: the system prompt (see `omni_bridge.prompts.system_prompt`).
+        system: the system prompt (see `omni_bridge.prompts.system_prompt`), or a function of the names of the
+            tools the run's user has (tool lists follow the user's role), so it names only tools they have.
         max_tokens: `max_tokens` of one request.
         max_turns: requests per answer at most; a run that would need more ends with a message saying so.
         tool_timeout: deadline of one tool call, in seconds (`None`: the pool's default).
@@ -125,7 +126,7 @@ class ClaudeEngine:
         client: anthropic.AsyncAnthropic,
         *,
         model: str,
-        system: str,
+        system: str | Callable[[list[str]], str],
         max_tokens: int = 4096,
         max_turns: int = 8,
         tool_timeout: float | None = None,
@@ -144,6 +145,9 @@ class ClaudeEngine:
         self.tool_timeout = tool_timeout
         self.stream_idle_timeout = stream_idle_timeout if stream_idle_timeout is not None else _read_timeout(client)
         self.retry_base_seconds = retry_base_seconds
+
+    def _system_text(self, tools: Sequence[Mapping[str, Any]]) -> str:
+        return self.system if isinstance(self.system, str) else self.system([str(t["name"]) for t in tools])
 
     def __repr__(self) -> str:
         return f"<ClaudeEngine model={self.model!r} max_turns={self.max_turns}>"
@@ -247,7 +251,7 @@ class ClaudeEngine:
         async with self._client.messages.stream(
             model=self.model,
             max_tokens=self.max_tokens,
-            system=[{"type": "text", "text": self.system, "cache_control": _CACHE}],
+            system=[{"type": "text", "text": self._system_text(tools), "cache_control": _CACHE}],
             tools=tools,  # type: ignore[arg-type]  # our dicts are ToolParam-shaped (tested against the SDK types)
             messages=_with_cache_marker(run.conversation.messages),  # type: ignore[arg-type]
         ) as stream:

@@ -1,0 +1,45 @@
+"""Omni's user roles as the sandbox applies them: which MCP tools each role is offered.
+
+Omni documents that a token gets only the tools its user's roles allow ("a Viewer token doesn't get `getData`")
+and that embed users take `connectionRoles`/`modelRoles` maps (`{"<connection or model id>": "VIEWER"}`) from a
+signed embed URL, generate-session or an embed MCP token. The sandbox has one connection, so it keeps one role per
+user: the *least* of the roles given in either map (a Viewer anywhere is a Viewer here), a guess that errs on the
+side of showing less. Embed users without one are `RESTRICTED_QUERIER` (also a guess at Omni's embed default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from omni_bridge.sandbox._errors import SandboxHTTPError
+
+__all__ = ["DEFAULT_EMBED_ROLE", "QUERY_TOOLS", "ROLES", "least_role", "role_allows"]
+
+ROLES = ("VIEWER", "RESTRICTED_QUERIER", "QUERIER", "EDITOR", "MANAGER")
+"""Omni's connection and model roles, least to most."""
+DEFAULT_EMBED_ROLE = "RESTRICTED_QUERIER"
+
+QUERY_TOOLS = frozenset({"getData"})
+"""Tools that run a query the caller writes; a Viewer may only read what others built (and ask Omni's agent)."""
+
+
+def least_role(*role_maps: Mapping[str, str] | None) -> str | None:
+    """The least of the roles named in `connectionRoles`/`modelRoles` maps, or `None` when none is given.
+
+    Raises:
+        SandboxHTTPError: 400 naming an unknown role.
+    """
+    given: list[str] = []
+    for roles in role_maps:
+        for where, role in (roles or {}).items():
+            if role not in ROLES:
+                raise SandboxHTTPError(400, f"Unknown role {role!r} for {where!r}: use one of {', '.join(ROLES)}")
+            given.append(role)
+    return min(given, key=ROLES.index) if given else None
+
+
+def role_allows(role: str, tool: str, *, is_org_admin: bool = False) -> bool:
+    """Whether a user of `role` is offered `tool` (an Org Admin is offered everything)."""
+    if is_org_admin or tool not in QUERY_TOOLS:
+        return True
+    return ROLES.index(role) >= ROLES.index("RESTRICTED_QUERIER")
