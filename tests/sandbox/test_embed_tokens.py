@@ -174,7 +174,7 @@ async def test_a_viewer_lists_no_get_data_and_calling_it_anyway_is_a_403_result(
         names = {t.name for t in (await client.list_tools()).tools}
         result = await client.call_tool("getData", {"prompt": "revenue by region"})
         asked = await client.call_tool("askOmni", {"prompt": "revenue by region"})
-    assert names == {"pickModel", "pickTopic", "askOmni", "checkStatus", "searchOmniDocs"}
+    assert names == {"pickModel", "pickTopic", "askOmni", "checkStatus", "searchOmniDocs", "getJobChartPage"}
     assert result.is_error and text_of(result) == "403 Forbidden: Your role (VIEWER) does not allow getData"
     assert not asked.is_error  # Omni's agent answers a Viewer
 
