@@ -92,7 +92,23 @@ async def hover(page: Page, session: str, selector: str) -> None:
         "const b = n.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; })()",
     )
     x, y = frame_box[0] + inner[0], frame_box[1] + inner[1]
-    await page.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+    for dx in (-2, 0):  # two moves, so a repeated hover is a move even when the pointer was already there
+        await page.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x + dx, "y": y})
+
+
+async def hover_until(page: Page, session: str, selector: str, expression: str) -> Any:
+    """Move the mouse onto `selector` until `expression` in the frame is truthy, within `WAIT_SECONDS`.
+
+    The move is repeated because one move can land while the frame is still being laid out or scrolled (an
+    out-of-process frame settles on its own schedule), and then no `mousemove` reaches the element.
+    """
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            await hover(page, session, selector)
+            value = await in_frame(page, session, expression)
+            if value:
+                return value
+            await asyncio.sleep(0.1)
 
 
 @requires_chromium
@@ -120,9 +136,8 @@ async def test_the_chart_page_renders_in_a_sandboxed_frame_with_its_picker_toolt
             assert hostile in await in_frame(page, session, "document.querySelector('h1').textContent")
             assert await in_frame(page, session, "[document.scripts.length, document.images.length]") == [1, 0]
 
-            await hover(page, session, "rect.bar")
             tip = "(() => { const t = document.getElementById('tip'); return t.hidden ? null : t.textContent; })()"
-            assert await frame_wait(page, session, tip, bool) == bars[0]  # the frame's script ran: hover tooltips
+            assert await hover_until(page, session, "rect.bar", tip) == bars[0]  # the frame's script ran: tooltips
             views = "[...document.querySelectorAll('[data-panel]')].filter(p => !p.hidden).map(p => p.dataset.panel)"
             assert await in_frame(page, session, views) == ["bar"]
             for view in ("line", "table"):
