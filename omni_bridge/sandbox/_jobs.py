@@ -30,6 +30,7 @@ import httpx2
 from omni_bridge.sandbox._answer import Answer, Scope, answer_question
 from omni_bridge.sandbox._directory import SandboxUser
 from omni_bridge.sandbox._errors import SandboxHTTPError
+from omni_bridge.sandbox._preview import job_preview
 from omni_bridge.sandbox._query import SandboxQueryError
 
 __all__ = ["Job", "JobEngine", "JobState", "sign_webhook"]
@@ -354,6 +355,7 @@ def _event_id(job: Job, status: str) -> str:
 def _job_result(job: Job, answer: Answer) -> dict[str, Any]:
     """The `/result` body: final message, summary, topic, link, and the actions that produced it."""
     r = answer.result
+    preview = job_preview(r)
     message = answer.summary()
     return {
         "message": message,
@@ -370,8 +372,8 @@ def _job_result(job: Job, answer: Answer) -> dict[str, Any]:
                     "status": "success",
                     "hasResults": bool(r.rows),
                     "totalRowCount": r.total_row_count,
-                    "csvResult": r.to_csv(),
-                    "csvResultWasTruncated": r.truncated,
+                    "csvResult": preview.csv,
+                    "csvResultWasTruncated": preview.truncated,
                     "query": r.query.to_omni_dict(),
                     "resultId": str(uuid.uuid4()),
                 },

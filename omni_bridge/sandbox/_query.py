@@ -229,6 +229,17 @@ class QueryResult:
         """The rows as dicts keyed by field name."""
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
+    def text_records(self) -> list[dict[str, str | None]]:
+        """The rows as dicts keyed by field name, cells as `to_csv` writes them (`None` stays `None`)."""
+        currency = [c in self.currency_columns for c in self.columns]
+        return [
+            {
+                c: None if v is None else _format_cell(v, cur)
+                for c, v, cur in zip(self.columns, row, currency, strict=True)
+            }
+            for row in self.rows
+        ]
+
 
 def run_query(conn: sqlite3.Connection, model: Model, query: Query, user: QueryUser) -> QueryResult:
     """Run `query` as `user`: check access grants, apply access filters, group, sort and limit.
