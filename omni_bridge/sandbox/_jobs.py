@@ -375,6 +375,7 @@ def _job_result(job: Job, answer: Answer) -> dict[str, Any]:
                     "csvResult": preview.csv,
                     "csvResultWasTruncated": preview.truncated,
                     "query": r.query.to_omni_dict(),
+                    "accessFilters": r.access_filters,
                     "resultId": str(uuid.uuid4()),
                 },
             },

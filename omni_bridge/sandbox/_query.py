@@ -214,6 +214,8 @@ class QueryResult:
     topic: str
     parameters: tuple[Any, ...] = field(default=())
     currency_columns: frozenset[str] = field(default=frozenset())
+    access_filters: dict[str, list[str]] = field(default_factory=dict)
+    """The row-level security applied for the user: field → the values its rows were limited to."""
 
     def to_csv(self) -> str:
         """The rows as CSV with a header of labels; currency to 2 decimals, no float noise, `\\n` line endings."""
@@ -263,6 +265,7 @@ def run_query(conn: sqlite3.Connection, model: Model, query: Query, user: QueryU
 
     where: list[str] = []
     params: list[Any] = []
+    applied: dict[str, list[str]] = {}
     for access_filter in topic.access_filters:
         values = user.attribute_values(access_filter.user_attribute)
         if not values:
@@ -275,6 +278,7 @@ def run_query(conn: sqlite3.Connection, model: Model, query: Query, user: QueryU
         column = _dimension(topic, access_filter.field, "access filter").sql
         where.append(f"{column} IN ({', '.join('?' * len(values))})")
         params.extend(values)
+        applied[access_filter.field] = list(values)
     for name, flt in query.filters.items():
         clause, bound = _filter_clause(_dimension(topic, name, "filter"), flt)
         where.append(clause)
@@ -310,6 +314,7 @@ def run_query(conn: sqlite3.Connection, model: Model, query: Query, user: QueryU
         topic=topic.name,
         parameters=(*params, limit),
         currency_columns=frozenset(m.name for m in measures if m.value_type == "currency"),
+        access_filters=applied,
     )
 
 

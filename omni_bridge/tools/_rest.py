@@ -1,7 +1,8 @@
 """`OmniRestClient`: the Omni REST endpoints the bridge uses (AI Jobs, embed users, generate-session, models).
 
 The client is its call groups over one transport: `RestTransport` (the key, retries, errors), `EmbedUserCalls`
-(SCIM lookup and generate-session upsert), `CatalogCalls` (models and topics) and `JobCalls` (AI Jobs).
+(SCIM lookup and generate-session upsert), `CatalogCalls` (models and topics), `JobCalls` (AI Jobs) and
+`QueryCalls` (query runs).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from omni_bridge.tools._rest_catalog import CatalogCalls
 from omni_bridge.tools._rest_embed_users import EmbedUserCalls
 from omni_bridge.tools._rest_jobs import JobCalls
 from omni_bridge.tools._rest_pacer import configured_budget
+from omni_bridge.tools._rest_query import QueryCalls
 
 __all__ = ["OmniRestClient"]
 
 
-class OmniRestClient(EmbedUserCalls, CatalogCalls, JobCalls):
+class OmniRestClient(EmbedUserCalls, CatalogCalls, JobCalls, QueryCalls):
     """An async client of Omni's REST API, acting with one organization API key.
 
     Use it as an async context manager, or call `aclose()`. Safe to share between tasks.

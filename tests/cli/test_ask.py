@@ -26,7 +26,8 @@ async def test_ask_json_prints_one_json_object_with_the_final_message(served: Se
     assert answer["outcome"] == "completed"
     assert (answer["engine"], answer["user"]) == ("omni", "bob")
     assert answer["conversation_id"].startswith("conv_") and answer["errors"] == []
-    assert [part["type"] for part in answer["parts"]] == ["text", "chart", "structured_action"]
+    assert [part["type"] for part in answer["parts"]] == ["text", "chart", "provenance", "structured_action"]
+    assert answer["parts"][2]["queries"][0]["access_filters"] == {"customers.region": "East"}
     chart = answer["parts"][1]["chart"]
     assert [point["x"] for point in chart["series"][0]["points"]] == ["East"]
     assert bob["East"] in answer["parts"][0]["text"]

@@ -41,6 +41,7 @@ from anthropic.types import CacheControlEphemeralParam
 
 from omni_bridge.agent.conversation import repair_transcript
 from omni_bridge.agent.engines.followups import FollowUpFilter, split_follow_ups
+from omni_bridge.agent.engines.provenance import provenance_parts
 from omni_bridge.agent.engines.run import Run
 from omni_bridge.agent.events import (
     AssistantMessage,
@@ -62,7 +63,7 @@ from omni_bridge.agent.events import (
     UsageReport,
 )
 from omni_bridge.exceptions import ErrorType, ForeignErrorCode, is_error_type
-from omni_bridge.tools import ShapedResult, ToolOutcome
+from omni_bridge.tools import QueryProvenance, ShapedResult, ToolOutcome
 
 __all__ = ["ClaudeEngine"]
 
@@ -98,6 +99,7 @@ class _Answer:
     charts: list[ChartPart] = field(default_factory=list)
     chat_url: str | None = None
     usage: Usage = field(default_factory=Usage)
+    provenance: list[QueryProvenance] = field(default_factory=list)
 
 
 class ClaudeEngine:
@@ -340,6 +342,7 @@ class ClaudeEngine:
         parts: list[ContentPart] = [TextPart(text=partial, partial=True)] if partial else []
         parts += [TextPart(text=body)] if body else []
         parts.extend(answer.charts[-1:])
+        parts.extend(provenance_parts(answer.provenance))
         events: list[Event] = []
         if buttons:
             parts.append(SuggestedActionsPart(actions=buttons))
@@ -420,6 +423,8 @@ def _tool_events(run: Run, block: Any, outcome: ToolOutcome, answer: _Answer) ->
         events.append(ChartReady(**run.stamp(), chart=shaped.chart, result_id=shaped.artifact_id))
     if shaped.omni_chat_url:
         answer.chat_url = shaped.omni_chat_url
+    if shaped.provenance is not None:
+        answer.provenance.append(shaped.provenance)
     return events
 
 
