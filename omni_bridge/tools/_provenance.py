@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, computed_field
 
 from omni_bridge.tools._preview import Completeness
 
@@ -52,6 +52,12 @@ class QueryProvenance(BaseModel):
     omni_url: str | None = None
     result_id: str | None = None
     """The artifact holding the table, for `read_result` and downloads."""
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented way to serialise a property
+    @property
+    def summary(self) -> str:
+        """`line()`, serialised with the rest, so every consumer shows the same words."""
+        return self.line()
 
     def line(self) -> str:
         """The provenance as one line of text, e.g. for a console: topic, fields, filters, rows, link."""
