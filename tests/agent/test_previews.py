@@ -101,7 +101,7 @@ async def bridge_for(request: pytest.FixtureRequest, big: Served) -> Any:
 
 
 async def test_the_full_rows_are_fetched_again_for_the_same_user(bridge_for: Any, big: Served) -> None:
-    engine, bridge, fake = bridge_for
+    engine, bridge, _ = bridge_for
     events = await ask(bridge, "alice")
     final = final_of(events)
 
