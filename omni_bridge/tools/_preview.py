@@ -167,5 +167,7 @@ async def complete_preview(
             log.warning("running a previewed query again failed: %s", exc)
             error = str(exc)
         else:
-            return rows.csv, Completeness(sections, preview_rows, rows.row_count, refetched=True)
+            if rows.row_count >= preview_rows:
+                return rows.csv, Completeness(sections, preview_rows, rows.row_count, refetched=True)
+            error = f"running the query again gave {rows.row_count:,} rows, fewer than the preview's {preview_rows:,}"
     return table, Completeness(sections, preview_rows, total, refetch_error=error)

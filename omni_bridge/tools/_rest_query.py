@@ -64,7 +64,10 @@ class QueryCalls(RestTransport):
             raise OmniError(f"Omni's query run timed out (POST {_PATH})")
         fields = [f for f in query.get("fields") or () if isinstance(f, str)]
         text = _csv_of(last.get("result"), fields, list(header) if header is not None else None)
-        return QueryRows(text, scan_csv(text).row_count)
+        scan = scan_csv(text)
+        if fields and len(scan.columns) != len(fields):  # e.g. base64 Arrow, read as a one-column "CSV"
+            raise OmniError(f"Omni's answer to POST {_PATH} is not rows of the query's {len(fields)} fields")
+        return QueryRows(text, scan.row_count)
 
 
 def _csv_of(result: Any, fields: list[str], header: list[str] | None) -> str:
