@@ -73,3 +73,14 @@ async def test_the_openapi_document_describes_the_provenance_part(served: Served
     assert fields["summary"]["readOnly"] is True
     parts = schemas["MessageOut"]["properties"]["parts"]["items"]
     assert {"$ref": "#/components/schemas/ProvenancePart"} in parts["oneOf"]
+
+
+async def test_rows_cut_at_the_row_limit_are_said_to_be_cut(served: Served, tmp_path: Path) -> None:
+    by_day = tool_then_answer(ToolCall("getData", {"prompt": "orders by day"}))  # 1,035 days, the limit is 1,000
+    async with running_service(served, tmp_path, responder=by_day) as svc:
+        message = await ask(svc, "alice", "orders by day", "claude")
+    [part] = [p for p in message["parts"] if p["type"] == "provenance"]
+    [query] = part["queries"]
+    assert (query["row_count"], query["total_row_count"], query["limit"]) == (1000, 1035, 1000)
+    assert query["rows_cut"] is True and query["cut_reason"] == "row_limit"
+    assert "1,000 rows of 1,035 (cut at the row limit)" in query["summary"]
