@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         FinalMessage,
         OmniConnection,
         Progress,
+        ProvenancePart,
         StructuredActionPart,
         SuggestedActions,
         SuggestedActionsPart,
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
         ToolTimeout,
         WebhookVerificationError,
     )
-    from omni_bridge.tools import ChartPoint, ChartSeries, DataChart
+    from omni_bridge.tools import ChartPoint, ChartSeries, DataChart, QueryProvenance
 
 __version__ = "0.1.0"
 
@@ -87,6 +88,7 @@ _FACES: dict[str, tuple[str, ...]] = {
         "ChartPart",
         "ContentPart",
         "CustomPart",
+        "ProvenancePart",
         "StructuredActionPart",
         "SuggestedActionsPart",
         "TextPart",
@@ -94,7 +96,7 @@ _FACES: dict[str, tuple[str, ...]] = {
         "TurnUsage",
         "Usage",
     ),
-    "omni_bridge.tools": ("ChartPoint", "ChartSeries", "DataChart"),  # the data of a `ChartPart`
+    "omni_bridge.tools": ("ChartPoint", "ChartSeries", "DataChart", "QueryProvenance"),  # data of content parts
     "omni_bridge.config": ("Settings", "load_settings"),
     "omni_bridge.exceptions": (
         "ConfigError",
@@ -142,6 +144,8 @@ __all__ = [
     "OmniError",
     "OmniHTTPError",
     "Progress",
+    "ProvenancePart",
+    "QueryProvenance",
     "SessionExpired",
     "Settings",
     "StructuredActionPart",

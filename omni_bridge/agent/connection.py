@@ -403,7 +403,9 @@ class OmniConnection:
         """
         identity = user if isinstance(user, OmniIdentity) else await self.resolve(user)
         store = artifacts if artifacts is not None else self.artifacts
-        return Toolset(self._parts.pool, self.session_key(identity), artifacts=store, policy=self.policy)
+        return Toolset(
+            self._parts.pool, self.session_key(identity), artifacts=store, policy=self.policy, rest=self._parts.rest
+        )
 
 
 async def _forget_expired(resolver: IdentityResolver, ttl: float) -> None:

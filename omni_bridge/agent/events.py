@@ -3,8 +3,8 @@
 One event stream feeds every consumer (console, HTTP/SSE, MCP proxy, framework adapters, stores), so the
 events are one pydantic discriminated union on `type`: `EventAdapter` turns any of them into JSON and back
 without hand-written dicts. A finished assistant message is a list of content parts in the shape of a
-thread-centric assistant API (`text`, `chart`, `chart_page`, `suggested_actions`, `structured_action`, `custom`;
-`thinking` only while a response is still being polled).
+thread-centric assistant API (`text`, `chart`, `chart_page`, `suggested_actions`, `structured_action`,
+`provenance`, `custom`; `thinking` only while a response is still being polled).
 
 Events carry only what a consumer may show: no keys, tokens or headers ever appear in these fields.
 """
@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from omni_bridge.exceptions import ErrorType, ForeignErrorCode
-from omni_bridge.tools import DataChart
+from omni_bridge.tools import DataChart, QueryProvenance
 
 if TYPE_CHECKING:
     from anthropic.types import MessageDeltaUsage, Usage as AnthropicUsage
@@ -57,6 +57,8 @@ __all__ = [
     "EventAdapter",
     "FinalMessage",
     "Progress",
+    "ProvenancePart",
+    "QueryProvenance",
     "StructuredActionPart",
     "SuggestedActions",
     "SuggestedActionsPart",
@@ -285,6 +287,17 @@ class StructuredActionPart(_Frozen):
     """Anything else the action needs."""
 
 
+class ProvenancePart(_Frozen):
+    """How the answer's numbers were made: one entry per query behind it (see `QueryProvenance`).
+
+    Only an answer that ran queries carries one; an answer with none (a docs question, an error before any
+    query) has no provenance part at all, rather than an empty one, so "no part" always means "no query".
+    """
+
+    type: Literal["provenance"] = "provenance"
+    queries: list[QueryProvenance] = Field(min_length=1)
+
+
 class CustomPart(_Frozen):
     """Application-defined content, passed through untouched."""
 
@@ -294,7 +307,14 @@ class CustomPart(_Frozen):
 
 
 ContentPart = Annotated[
-    TextPart | ThinkingPart | ChartPart | ChartPagePart | SuggestedActionsPart | StructuredActionPart | CustomPart,
+    TextPart
+    | ThinkingPart
+    | ChartPart
+    | ChartPagePart
+    | SuggestedActionsPart
+    | StructuredActionPart
+    | ProvenancePart
+    | CustomPart,
     Field(discriminator="type"),
 ]
 """Any content part, told apart by `type`."""

@@ -55,6 +55,7 @@ class Answer:
             "fields": self.result.columns,
             "csv": self.result.to_csv(),
             "query": self.result.query.to_omni_dict(),
+            "accessFilters": self.result.access_filters,
             "sql": self.result.sql,
             "omniChatUrl": self.chat_url,
         }

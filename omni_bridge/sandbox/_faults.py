@@ -39,6 +39,8 @@ class Faults:
     """False: SCIM answers 404, as on instances without it (the bridge then falls back to /api/v0/users/embed)."""
     scim_ignores_filter: bool = False
     """True: SCIM ignores `filter=` and lists everyone, as some instances do (the bridge must page)."""
+    query_run_status: int | None = None
+    """Answer `POST /api/v1/query/run` with this 4xx/5xx status (e.g. 408, 500): a re-run of a query that fails."""
     seed: int = 1
     _random: random.Random = field(default_factory=lambda: random.Random(1), repr=False, compare=False)
 
@@ -61,6 +63,8 @@ class Faults:
             raise ValueError("error_status must be 429 or a 5xx status")
         if self.latency_ms < 0 or self.slow_tool_seconds < 0:
             raise ValueError("latency_ms and slow_tool_seconds must not be negative")
+        if self.query_run_status is not None and not 400 <= self.query_run_status <= 599:
+            raise ValueError("query_run_status must be a 4xx or 5xx status (or null)")
         if self.rate_limit_per_minute is not None and self.rate_limit_per_minute < 1:
             raise ValueError("rate_limit_per_minute must be at least 1 (or null for no limit)")
 

@@ -36,6 +36,7 @@ from omni_bridge.sandbox._directory import SandboxUser
 from omni_bridge.sandbox._errors import SandboxHTTPError
 from omni_bridge.sandbox._job_rules import DENIED_CODE, CreditLimit, attachment_failures, question_of
 from omni_bridge.sandbox._job_store import ConversationRecord, JobStore
+from omni_bridge.sandbox._preview import job_preview
 from omni_bridge.sandbox._query import SandboxQueryError
 
 __all__ = ["Job", "JobEngine", "JobState", "sign_webhook"]
@@ -465,6 +466,7 @@ def _event_id(job: Job, status: str) -> str:
 def _job_result(job: Job, answer: Answer) -> dict[str, Any]:
     """The `/result` body: final message, summary, topic, link, and the actions that produced it."""
     r = answer.result
+    preview = job_preview(r)
     message = answer.summary()
     return {
         "message": message,
@@ -481,9 +483,10 @@ def _job_result(job: Job, answer: Answer) -> dict[str, Any]:
                     "status": "success",
                     "hasResults": bool(r.rows),
                     "totalRowCount": r.total_row_count,
-                    "csvResult": r.to_csv(),
-                    "csvResultWasTruncated": r.truncated,
+                    "csvResult": preview.csv,
+                    "csvResultWasTruncated": preview.truncated,
                     "query": r.query.to_omni_dict(),
+                    "accessFilters": r.access_filters,
                     "resultId": str(uuid.uuid4()),
                 },
             },

@@ -214,6 +214,8 @@ class QueryResult:
     topic: str
     parameters: tuple[Any, ...] = field(default=())
     currency_columns: frozenset[str] = field(default=frozenset())
+    access_filters: dict[str, list[str]] = field(default_factory=dict)
+    """The row-level security applied for the user: field → the values its rows were limited to."""
 
     def to_csv(self) -> str:
         """The rows as CSV with a header of labels; currency to 2 decimals, no float noise, `\\n` line endings."""
@@ -228,6 +230,17 @@ class QueryResult:
     def records(self) -> list[dict[str, Any]]:
         """The rows as dicts keyed by field name."""
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def text_records(self) -> list[dict[str, str | None]]:
+        """The rows as dicts keyed by field name, cells as `to_csv` writes them (`None` stays `None`)."""
+        currency = [c in self.currency_columns for c in self.columns]
+        return [
+            {
+                c: None if v is None else _format_cell(v, cur)
+                for c, v, cur in zip(self.columns, row, currency, strict=True)
+            }
+            for row in self.rows
+        ]
 
 
 def run_query(conn: sqlite3.Connection, model: Model, query: Query, user: QueryUser) -> QueryResult:
@@ -252,6 +265,7 @@ def run_query(conn: sqlite3.Connection, model: Model, query: Query, user: QueryU
 
     where: list[str] = []
     params: list[Any] = []
+    applied: dict[str, list[str]] = {}
     for access_filter in topic.access_filters:
         values = user.attribute_values(access_filter.user_attribute)
         if not values:
@@ -264,6 +278,7 @@ def run_query(conn: sqlite3.Connection, model: Model, query: Query, user: QueryU
         column = _dimension(topic, access_filter.field, "access filter").sql
         where.append(f"{column} IN ({', '.join('?' * len(values))})")
         params.extend(values)
+        applied[access_filter.field] = list(values)
     for name, flt in query.filters.items():
         clause, bound = _filter_clause(_dimension(topic, name, "filter"), flt)
         where.append(clause)
@@ -299,6 +314,7 @@ def run_query(conn: sqlite3.Connection, model: Model, query: Query, user: QueryU
         topic=topic.name,
         parameters=(*params, limit),
         currency_columns=frozenset(m.name for m in measures if m.value_type == "currency"),
+        access_filters=applied,
     )
 
 

@@ -31,6 +31,7 @@ from omni_bridge.sandbox._rest_control import (
 )
 from omni_bridge.sandbox._rest_conversations import get_conversation, list_conversations
 from omni_bridge.sandbox._rest_embed_users import generate_session, scim_get, scim_list, v0_embed_users
+from omni_bridge.sandbox._rest_query import run_query_route
 
 if TYPE_CHECKING:  # the sandbox imports this module to build its routes
     from omni_bridge.sandbox._app import Sandbox
@@ -63,6 +64,7 @@ _API: tuple[tuple[str, Handler, str], ...] = (
     ("/api/v1/ai/conversations/{conversation_id}", get_conversation, "GET"),
     ("/api/v1/ai/search-omni-docs", search_docs, "POST"),
     ("/api/v1/ai/pick-topic", pick_topic, "POST"),
+    ("/api/v1/query/run", run_query_route, "POST"),
 )
 _CONTROL: tuple[tuple[str, Handler, str], ...] = (
     ("/sandbox/stats", get_stats, "GET"),

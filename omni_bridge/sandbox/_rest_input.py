@@ -6,7 +6,7 @@ Malformed JSON, bad fields and wrong types become 400s that say what is wrong, s
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
@@ -25,6 +25,7 @@ __all__ = [
     "FaultsBody",
     "GenerateSessionBody",
     "PickTopicBody",
+    "RunQueryBody",
     "SearchDocsBody",
     "acting_user",
     "int_param",
@@ -78,6 +79,16 @@ class SearchDocsBody(_Body):
     question: str = Field(min_length=1, max_length=2000)
 
 
+class RunQueryBody(_Body):
+    query: dict[str, Any]
+    userId: uuid.UUID | None = None
+    resultType: Literal["json", "csv", "xlsx"] | None = None
+    branchId: uuid.UUID | None = None
+    formatResults: bool | None = None
+    planOnly: bool | None = None
+    cache: str | None = Field(None, max_length=64)
+
+
 class PickTopicBody(_Body):
     modelId: uuid.UUID
     prompt: str = Field(min_length=1, max_length=20_000)
@@ -95,6 +106,7 @@ class FaultsBody(BaseModel):
     rate_limit_per_minute: int | None = Field(None, ge=1)
     scim_available: bool | None = None
     scim_ignores_filter: bool | None = None
+    query_run_status: int | None = None
     seed: int | None = None
 
 

@@ -17,6 +17,8 @@ from omni_bridge.tools._embed_tokens import EmbedPrincipal, EmbedTokenError, Emb
 from omni_bridge.tools._headers import mcp_headers
 from omni_bridge.tools._identity_args import StrippedArguments, is_identity_argument, strip_identity_arguments
 from omni_bridge.tools._pool import EMBED_TOKEN_PATH, PoolStats, SessionPool
+from omni_bridge.tools._preview import Completeness, PreviewSection, QueryRerun, complete_preview, split_preview
+from omni_bridge.tools._provenance import QueryProvenance, partial_notice, query_provenance
 from omni_bridge.tools._read_result import (
     DEFAULT_READ_LIMIT,
     MAX_READ_LIMIT,
@@ -54,6 +56,7 @@ from omni_bridge.tools._rest_pacer import (
     configured_budget,
     default_budget,
 )
+from omni_bridge.tools._rest_query import QueryRows
 from omni_bridge.tools._rest_transport import shared_ssl_context
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._shape import ShapedResult, shape_result
@@ -80,6 +83,7 @@ __all__ = [
     "ChartPoint",
     "ChartSeries",
     "ClaudeTool",
+    "Completeness",
     "ConversationDetail",
     "ConversationMessage",
     "ConversationPage",
@@ -105,7 +109,11 @@ __all__ = [
     "OmniRestClient",
     "OrgKeyAuth",
     "PoolStats",
+    "PreviewSection",
     "QueryActionResult",
+    "QueryProvenance",
+    "QueryRerun",
+    "QueryRows",
     "ReadResult",
     "ReadResultError",
     "ReplayGuard",
@@ -122,6 +130,7 @@ __all__ = [
     "TopicInfo",
     "check_attachments",
     "claude_tools",
+    "complete_preview",
     "configured_budget",
     "default_budget",
     "derive_chart",
@@ -129,10 +138,13 @@ __all__ = [
     "is_identity_argument",
     "mcp_headers",
     "parse_number",
+    "partial_notice",
+    "query_provenance",
     "read_result",
     "shape_result",
     "shared_ssl_context",
     "sign_webhook_payload",
+    "split_preview",
     "strip_identity_arguments",
     "verify_webhook",
 ]

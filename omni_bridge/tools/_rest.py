@@ -1,8 +1,8 @@
 """`OmniRestClient`: the Omni REST endpoints the bridge uses (AI Jobs, embed users, generate-session, models).
 
 The client is its call groups over one transport: `RestTransport` (the key, retries, errors), `EmbedUserCalls`
-(SCIM lookup and generate-session upsert), `CatalogCalls` (models and topics), `JobCalls` (AI Jobs) and
-`ConversationCalls` (AI conversations).
+(SCIM lookup and generate-session upsert), `CatalogCalls` (models and topics), `JobCalls` (AI Jobs),
+`ConversationCalls` (AI conversations) and `QueryCalls` (query runs).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from omni_bridge.tools._rest_conversations import ConversationCalls
 from omni_bridge.tools._rest_embed_users import EmbedUserCalls
 from omni_bridge.tools._rest_jobs import JobCalls
 from omni_bridge.tools._rest_pacer import configured_budget
+from omni_bridge.tools._rest_query import QueryCalls
 
 __all__ = ["OmniRestClient"]
 
 
-class OmniRestClient(EmbedUserCalls, CatalogCalls, JobCalls, ConversationCalls):
+class OmniRestClient(EmbedUserCalls, CatalogCalls, JobCalls, ConversationCalls, QueryCalls):
     """An async client of Omni's REST API, acting with one organization API key.
 
     Use it as an async context manager, or call `aclose()`. Safe to share between tasks.

@@ -33,6 +33,7 @@ _META_KEYS = (
     "csvResultWasTruncated",
     "fields",
     "query",
+    "accessFilters",
     "sql",
     "omniChatUrl",
 )

@@ -6,6 +6,10 @@ header and as many first rows as fit, and a note naming the `result_id`) while t
 `Artifact`, and the bridge-local `read_result` tool pages through the rest. Images are passed through and not
 counted against the budget.
 
+A table that is Omni's truncated preview (label rows `FIRST` / `SAMPLED … FROM MIDDLE` / `LAST`) is completed first
+(`complete_preview`): its query is run again for the same user and the full rows are kept; when that fails, the
+label rows are still taken out, the text says the table is partial, and no chart is drawn from it.
+
 A result without a table is text, budgeted the same way (kept only when it was cut); an error result passes
 through as an error, cut to the budget if it must be, and is never kept.
 """
@@ -31,7 +35,9 @@ from omni_bridge.tools._budget import (
     take,
 )
 from omni_bridge.tools._chart import MAX_CHART_POINTS, DataChart, derive_chart
-from omni_bridge.tools._read_result import DEFAULT_READ_LIMIT, MAX_READ_LIMIT, is_int
+from omni_bridge.tools._preview import Completeness, QueryRerun, complete_preview
+from omni_bridge.tools._provenance import QueryProvenance, query_provenance
+from omni_bridge.tools._read_result import DEFAULT_READ_LIMIT, MAX_READ_LIMIT
 from omni_bridge.tools._result_content import FoundTable, ResultParts, find_table
 
 __all__ = ["ShapedResult", "shape_result"]
@@ -60,6 +66,10 @@ class ShapedResult:
     columns: list[str] = field(default_factory=list)
     chart: DataChart | None = None
     omni_chat_url: str | None = None
+    partial: bool = False
+    """The table is Omni's preview, not the whole result (the full rows could not be fetched)."""
+    provenance: QueryProvenance | None = None
+    """The query behind the table, when the result says which query ran."""
 
     @property
     def text(self) -> str:
@@ -74,6 +84,7 @@ async def shape_result(
     owner: str,
     budget_tokens: int = DEFAULT_BUDGET_TOKENS,
     artifacts: ArtifactStore,
+    rerun: QueryRerun | None = None,
 ) -> ShapedResult:
     """Shape one MCP tool result for Claude, keep it in full, and chart it when it is a chartable table.
 
@@ -83,6 +94,7 @@ async def shape_result(
         owner: The Omni user the call ran as; only they can `read_result` the artifact.
         budget_tokens: The most the text for the model may cost, estimated as characters / 4.
         artifacts: Where tables and long texts are kept.
+        rerun: Runs a previewed result's query again for `owner`, for its full rows (`None`: it stays partial).
 
     Returns:
         The shaped result. Every table is stored as an artifact (so charts and downloads can use it); text is
@@ -101,20 +113,22 @@ async def shape_result(
     found = find_table(structured, parts)
     if found is not None:
         try:
+            table, completeness = await complete_preview(found.csv, found.meta, rerun)
             artifact, head = Artifact.from_csv(
-                found.csv,
+                table,
                 owner=owner,
                 tool=tool,
-                total_row_count=_int_or_none(found.meta.get("totalRowCount")),
-                data={**found.meta, "source": found.source},
+                total_row_count=completeness.total_rows,
+                data={**found.meta, "source": found.source, "partial": completeness.partial},
                 keep_rows=MAX_CHART_POINTS + 1,
             )
         except (ValueError, csv.Error):
             found = None  # not CSV after all: show it as the text it is
         else:
             await artifacts.put(artifact)
-            chart = derive_chart(artifact.columns, head) if artifact.row_count <= MAX_CHART_POINTS else None
-            return _shape_table(artifact, found, parts, chart, budget)
+            chartable = artifact.row_count <= MAX_CHART_POINTS and not completeness.partial
+            chart = derive_chart(artifact.columns, head) if chartable else None
+            return _shape_table(artifact, found, parts, chart, budget, completeness)
     return await _shape_text(parts, structured, owner=owner, tool=tool, budget=budget, artifacts=artifacts)
 
 
@@ -122,16 +136,24 @@ async def shape_result(
 
 
 def _shape_table(
-    artifact: Artifact, found: FoundTable, parts: ResultParts, chart: DataChart | None, budget: int
+    artifact: Artifact,
+    found: FoundTable,
+    parts: ResultParts,
+    chart: DataChart | None,
+    budget: int,
+    completeness: Completeness,
 ) -> ShapedResult:
     """Header line, server prose, CSV header and first rows, the note when rows are left out, then the extras."""
     n, columns, meta = artifact.row_count, artifact.columns, found.meta
-    total = _int_or_none(meta.get("totalRowCount"))
+    total = completeness.total_rows
     lead = f"{artifact.tool} returned {_count(n, 'row')} × {_count(len(columns), 'column')}"
     topic = meta.get("topicName") or meta.get("topic")
     if isinstance(topic, str) and topic:
         lead += f" from topic {topic}"
-    if total is not None and total > n:
+    preview_note = completeness.note()
+    if preview_note is not None:
+        lead += ". " + preview_note.rstrip(".")
+    elif total is not None and total > n:
         lead += (
             f". Omni found {total:,} rows and returned only the first {n:,} (its row limit): ask a narrower "
             "question or a higher limit for the rest"
@@ -161,7 +183,9 @@ def _shape_table(
     summary = f"{n:,} {_plural(n, 'row')}, {len(columns)} {_plural(len(columns), 'column')}"
     if len(rows) < n:
         summary += f" (first {len(rows):,} shown)" if rows else " (none shown)"
-    if total is not None and total > n:
+    if completeness.partial:
+        summary += f"; PARTIAL preview of {total:,}" if total is not None else "; PARTIAL preview"
+    elif total is not None and total > n:
         summary += f"; Omni found {total:,}"
     return ShapedResult(
         content=parts.content(text),
@@ -174,6 +198,8 @@ def _shape_table(
         columns=list(columns),
         chart=chart,
         omni_chat_url=url,
+        partial=completeness.partial,
+        provenance=query_provenance(artifact.tool, meta, row_count=n, completeness=completeness, result_id=artifact.id),
     )
 
 
@@ -249,10 +275,6 @@ def _text_summary(full: str, shown: int) -> str:
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str) if value else ""
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if is_int(value) else None
 
 
 def _plural(n: int, word: str) -> str:

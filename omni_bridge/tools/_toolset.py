@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,10 @@ from omni_bridge.tools._budget import DEFAULT_BUDGET_TOKENS
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
 from omni_bridge.tools._identity_args import strip_identity_arguments
 from omni_bridge.tools._pool import SessionPool
+from omni_bridge.tools._preview import QueryRerun
 from omni_bridge.tools._read_result import DEFAULT_READ_LIMIT, READ_RESULT_TOOL, ReadResultError, read_result
+from omni_bridge.tools._rest import OmniRestClient
+from omni_bridge.tools._rest_query import QueryRows
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._shape import ShapedResult, shape_result
 
@@ -119,8 +123,11 @@ class Toolset:
         artifacts: ArtifactStore,
         policy: ToolPolicy | None = None,
         deadline: float | None = None,
+        rest: OmniRestClient | None = None,
     ) -> None:
         self.pool = pool
+        self.rest = rest
+        """Omni's REST API, to run a previewed result's query again for this identity (`None`: it stays partial)."""
         self.key = key
         self.artifacts = artifacts
         self.policy = policy or ToolPolicy()
@@ -196,8 +203,20 @@ class Toolset:
             owner=self.key.user_id,
             budget_tokens=self.policy.budget_tokens,
             artifacts=self.artifacts,
+            rerun=self._rerun(),
         )
         return shaped, result.structured_content
+
+    def _rerun(self) -> QueryRerun | None:
+        """Runs a query again as this toolset's user (the same row-level security as the result it completes)."""
+        rest, user_id = self.rest, self.key.user_id
+        if rest is None:
+            return None
+
+        async def rerun(query: Mapping[str, Any], header: Sequence[str]) -> QueryRows:
+            return await rest.run_query(query, user_id=user_id, header=header)
+
+        return rerun
 
     async def _read_result(self, arguments: dict[str, Any]) -> ShapedResult:
         try:

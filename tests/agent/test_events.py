@@ -25,6 +25,7 @@ from omni_bridge.agent.events import (
     EventAdapter,
     FinalMessage,
     Progress,
+    ProvenancePart,
     StructuredActionPart,
     SuggestedActions,
     SuggestedActionsPart,
@@ -39,6 +40,7 @@ from omni_bridge.agent.events import (
     UsageLedger,
     UsageReport,
 )
+from omni_bridge.tools import QueryProvenance
 from omni_bridge.tools._chart import ChartPoint, ChartSeries, DataChart
 
 CHART = DataChart(
@@ -58,6 +60,17 @@ MESSAGE = AssistantMessage(
         PAGE,
         SuggestedActionsPart(actions=BUTTONS),
         StructuredActionPart(action="open_in_omni", url="https://acme.omniapp.co/chat/1"),
+        ProvenancePart(
+            queries=[
+                QueryProvenance(
+                    tool="getData",
+                    topic="order_items",
+                    fields=["customers.region", "order_items.total_revenue"],
+                    filters={"orders.created_at": "2026-10-01 to 2026-10-31"},
+                    row_count=1,
+                )
+            ]
+        ),
         CustomPart(name="table", data={"columns": ["region", "revenue"], "rows": [["West", 12.5]]}),
     ],
     outcome="completed",

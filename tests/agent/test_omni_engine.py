@@ -19,6 +19,7 @@ from omni_bridge.agent.events import (
     Event,
     FinalMessage,
     Progress,
+    ProvenancePart,
     StructuredActionPart,
     TextDelta,
     new_message_id,
@@ -160,7 +161,10 @@ async def test_answers_as_the_conversations_user_with_progress_then_chart_then_t
     chart_ready = events[-3]
     assert isinstance(chart_ready, ChartReady)
     assert [point.x for point in chart_ready.chart.series[0].points] == ["West"]
-    assert [part.type for part in message.parts] == ["text", "chart", "structured_action"]
+    assert [part.type for part in message.parts] == ["text", "chart", "provenance", "structured_action"]
+    provenance = message.parts[2]
+    assert isinstance(provenance, ProvenancePart) and [q.topic for q in provenance.queries] == ["order_items"]
+    assert provenance.queries[0].access_filters == {"customers.region": "West"}  # alice's row-level security
     link = message.parts[-1]
     assert isinstance(link, StructuredActionPart) and link.action == "open_in_omni"
     assert link.url is not None and link.url.endswith(f"/chat/{alice.omni_conversation_id}")

@@ -26,8 +26,15 @@ async def test_ask_json_prints_one_json_object_with_the_final_message(served: Se
     assert answer["outcome"] == "completed"
     assert (answer["engine"], answer["user"]) == ("omni", "bob")
     assert answer["conversation_id"].startswith("conv_") and answer["errors"] == []
-    assert [part["type"] for part in answer["parts"]] == ["text", "chart", "chart_page", "structured_action"]
+    assert [part["type"] for part in answer["parts"]] == [
+        "text",
+        "chart",
+        "chart_page",
+        "provenance",
+        "structured_action",
+    ]
     assert "East" in answer["parts"][2]["html"] and "West" not in answer["parts"][2]["html"]
+    assert answer["parts"][3]["queries"][0]["access_filters"] == {"customers.region": "East"}
     chart = answer["parts"][1]["chart"]
     assert [point["x"] for point in chart["series"][0]["points"]] == ["East"]
     assert bob["East"] in answer["parts"][0]["text"]

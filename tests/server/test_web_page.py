@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from omni_bridge._serving import serve_asgi
 from omni_bridge.sandbox import embed_user_id
 from omni_bridge.server import Service, create_app
-from omni_bridge.testing import FakeAnthropic, text_reply, tool_then_answer
+from omni_bridge.testing import FakeAnthropic, ToolCall, text_reply, tool_then_answer
 from omni_bridge.tools import mcp_headers
 from tests.conftest import Served
 from tests.sandbox.mcp_helpers import csv_rows, mcp_client
@@ -450,3 +450,43 @@ async def test_the_answer_streams_in_and_stop_ends_it(served: Served, tmp_path: 
             assert answer["text"] and full.startswith(answer["text"]) and answer["text"] != full
             assert await page.evaluate(f"!({SHOWN})('stop') && !document.getElementById('send').disabled")
             assert page.devtools.problems == []
+
+
+PROVENANCE = """[...document.querySelectorAll('.message.assistant')].map((n) => {
+  const box = n.querySelector('details.provenance');
+  return box && {
+    open: box.open,
+    summary: box.querySelector('summary').textContent,
+    facts: [...box.querySelectorAll('dl.query')].map((dl) => Object.fromEntries(
+      [...dl.querySelectorAll('dt')].map((dt) => [dt.textContent, dt.nextElementSibling.textContent]))),
+    links: [...box.querySelectorAll('a')].map((a) => a.href),
+    partial: [...box.querySelectorAll('.partial')].length,
+  };
+})"""
+
+
+@requires_chromium
+@pytest.mark.parametrize("engine", ["omni", "claude"])
+async def test_how_this_was_computed_opens_under_the_answer(engine: str, served: Served, tmp_path: Path) -> None:
+    fake = FakeAnthropic(responder=tool_then_answer(ToolCall("getData", {"prompt": "total sales last month"})))
+    async with fake.serve() as fake_url:
+        async with (
+            page_service(served, tmp_path / "data", fake_url=fake_url if engine == "claude" else None) as (url, _),
+            chromium_page(tmp_path / "profile") as page,
+        ):
+            await page.open(url + "/")
+            await page.pick_user("alice")
+            await page.ask("total sales last month")
+            await page.wait_until(ANSWERS, one_done(1))
+            [box] = await page.evaluate(PROVENANCE)
+            assert box is not None and box["summary"] == "How this was computed" and not box["open"]  # one click away
+            [facts] = box["facts"]
+            assert facts["Topic"] == "order_items" and facts["Fields"] == "order_items.total_revenue"
+            assert facts["Filters"] == "orders.created_at: 2026-10-01 to 2026-10-31"
+            assert facts["Your access"] == "customers.region: West" and facts["Rows"] == "1"
+            assert box["links"] and box["links"][0].startswith(served.url + "/chat/") and box["partial"] == 0
+            await page.click(".message.assistant details.provenance summary")
+            opened = await page.wait_until(PROVENANCE, lambda boxes: boxes[0]["open"])
+            assert opened[0]["facts"] == box["facts"]
+            await page.screenshot(tmp_path / f"provenance-{engine}.png")
+            assert page.devtools.problems == []  # no CSP violation, no script error

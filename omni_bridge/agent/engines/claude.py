@@ -42,6 +42,7 @@ from anthropic.types import CacheControlEphemeralParam
 from omni_bridge.agent.conversation import repair_transcript
 from omni_bridge.agent.engines.chart_pages import ChartPages
 from omni_bridge.agent.engines.followups import FollowUpFilter, split_follow_ups
+from omni_bridge.agent.engines.provenance import provenance_parts
 from omni_bridge.agent.engines.run import Run
 from omni_bridge.agent.events import (
     AssistantMessage,
@@ -63,7 +64,7 @@ from omni_bridge.agent.events import (
     UsageReport,
 )
 from omni_bridge.exceptions import ErrorType, ForeignErrorCode, is_error_type
-from omni_bridge.tools import ShapedResult, ToolOutcome
+from omni_bridge.tools import QueryProvenance, ShapedResult, ToolOutcome
 
 __all__ = ["ClaudeEngine"]
 
@@ -100,6 +101,7 @@ class _Answer:
     pages: ChartPages = field(default_factory=ChartPages)
     chat_url: str | None = None
     usage: Usage = field(default_factory=Usage)
+    provenance: list[QueryProvenance] = field(default_factory=list)
 
 
 class ClaudeEngine:
@@ -349,6 +351,7 @@ class ClaudeEngine:
         parts += [TextPart(text=body)] if body else []
         parts.extend(answer.charts[-1:])
         parts.extend(answer.pages.parts)
+        parts.extend(provenance_parts(answer.provenance))
         events: list[Event] = []
         if buttons:
             parts.append(SuggestedActionsPart(actions=buttons))
@@ -429,6 +432,8 @@ def _tool_events(run: Run, block: Any, outcome: ToolOutcome, answer: _Answer) ->
         events.append(ChartReady(**run.stamp(), chart=shaped.chart, result_id=shaped.artifact_id))
     if shaped.omni_chat_url:
         answer.chat_url = shaped.omni_chat_url
+    if shaped.provenance is not None:
+        answer.provenance.append(shaped.provenance)
     return events
 
 

@@ -37,6 +37,7 @@ from omni_bridge.agent.engines.omni_recovery import (
     denied_message,
     is_lost_conversation,
 )
+from omni_bridge.agent.engines.provenance import provenance_parts, rerun_as
 from omni_bridge.agent.engines.run import JobOptions, Run
 from omni_bridge.agent.events import (
     AssistantMessage,
@@ -61,8 +62,11 @@ from omni_bridge.tools import (
     JobState,
     JobStatus,
     OmniRestClient,
+    QueryProvenance,
     RestBudgetBusy,
+    complete_preview,
     derive_chart,
+    query_provenance,
 )
 
 __all__ = ["OmniEngine"]
@@ -111,6 +115,7 @@ class _Answer:
     chat_url: str | None = None
     notices: list[ContentPart] = field(default_factory=list)
     """Said before the answer (e.g. that Omni had lost the conversation and a new one was started)."""
+    provenance: list[QueryProvenance] = field(default_factory=list)
 
 
 class OmniEngine:
@@ -330,27 +335,37 @@ class OmniEngine:
         for query in result.query_results:
             if not query.csv_result:
                 continue
+            data = {
+                "queryName": query.query_name,
+                "query": query.query,
+                "truncated": query.csv_result_was_truncated,
+                "topic": result.topic,
+                "jobId": status.id,
+                "omniChatUrl": answer.chat_url,
+                "totalRowCount": query.total_row_count,
+                "accessFilters": (query.model_extra or {}).get("accessFilters"),
+            }
+            user_id = run.conversation.identity.user_id
             try:
+                table, completeness = await complete_preview(query.csv_result, data, rerun_as(self._rest, user_id))
                 artifact, head = Artifact.from_csv(
-                    query.csv_result,
-                    owner=run.conversation.identity.user_id,
+                    table,
+                    owner=user_id,
                     tool=TOOL_NAME,
-                    total_row_count=query.total_row_count,
-                    data={
-                        "queryName": query.query_name,
-                        "query": query.query,
-                        "truncated": query.csv_result_was_truncated,
-                        "topic": result.topic,
-                        "jobId": status.id,
-                        "omniChatUrl": answer.chat_url,
-                    },
+                    total_row_count=completeness.total_rows,
+                    data={**data, "partial": completeness.partial},
                     keep_rows=MAX_CHART_POINTS + 1,
                 )
             except (ValueError, csv.Error):
                 log.warning("run %s: a query result of job %s is not CSV; not kept", run.response_id, status.id)
                 continue
             await self._artifacts.put(artifact)
-            chart = derive_chart(artifact.columns, head) if artifact.row_count <= MAX_CHART_POINTS else None
+            found = query_provenance(
+                TOOL_NAME, data, row_count=artifact.row_count, completeness=completeness, result_id=artifact.id
+            )
+            answer.provenance += [found] if found is not None else []
+            chartable = artifact.row_count <= MAX_CHART_POINTS and not completeness.partial
+            chart = derive_chart(artifact.columns, head) if chartable else None
             if chart is not None:
                 answer.charts.append(ChartPart(chart=chart, result_id=artifact.id))
 
@@ -370,6 +385,7 @@ class OmniEngine:
         parts += [TextPart(text=answer.text)] if answer.text else []
         parts.extend(answer.charts[-1:])
         parts.extend(answer.pages.parts)
+        parts.extend(provenance_parts(answer.provenance))
         if answer.chat_url:
             parts.append(StructuredActionPart(action="open_in_omni", url=answer.chat_url))
         message = AssistantMessage(

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from omni_bridge.tools import DataChart, parse_number
+from omni_bridge.tools import DataChart, QueryProvenance, parse_number
 
 __all__ = [
     "CLEAR_LINE",
@@ -21,6 +21,7 @@ __all__ = [
     "Style",
     "bar_chart",
     "format_number",
+    "provenance_lines",
     "table",
     "truncate",
 ]
@@ -82,6 +83,19 @@ def truncate(text: str, width: int) -> str:
     if width <= 0:
         return ""
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def provenance_lines(queries: Sequence[QueryProvenance], *, style: Style) -> list[str]:
+    """How the answer was computed, one line per query behind it (usually one), e.g.
+    `How this was computed: topic order_items · fields … · filters orders.created_at 2026-10-01 to 2026-10-31 · …`.
+
+    A partial table's line is red: it must not read like the rest of the footer.
+    """
+    lines = []
+    for query in queries:
+        line = f"How this was computed: {query.line()}"
+        lines.append(style.red(line) if query.cut_reason == "preview" else style.dim(line))
+    return lines
 
 
 # --- tables ----------------------------------------------------------------------------------------------

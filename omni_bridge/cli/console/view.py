@@ -3,7 +3,8 @@
 Text streams in as it comes. On a terminal, a status line at the bottom says what the engine is doing
 (a tool running, Omni's AI working) with the time elapsed, redrawn in place and erased before more text;
 through a pipe the same news comes as plain lines, so a log reads in order. Once the answer is over, the
-result is drawn (a bar chart, or a table), then the numbered follow-ups and the link to Omni.
+result is drawn (a bar chart, or a table), then how it was computed (one line per query behind it), the
+numbered follow-ups and the link to Omni.
 
 The view only writes; the session fetches what it needs (a result table) and hands it over, so the view
 stays synchronous and testable with a `StringIO`.
@@ -25,6 +26,7 @@ from omni_bridge.agent import (
     Event,
     FinalMessage,
     Progress,
+    ProvenancePart,
     StructuredActionPart,
     SuggestedActions,
     SuggestedActionsPart,
@@ -35,8 +37,17 @@ from omni_bridge.agent import (
     Usage,
     UsageReport,
 )
-from omni_bridge.cli.console.render import CLEAR_LINE, MarkdownStream, Style, bar_chart, format_number, table, truncate
-from omni_bridge.tools import DataChart
+from omni_bridge.cli.console.render import (
+    CLEAR_LINE,
+    MarkdownStream,
+    Style,
+    bar_chart,
+    format_number,
+    provenance_lines,
+    table,
+    truncate,
+)
+from omni_bridge.tools import DataChart, QueryProvenance
 
 __all__ = ["AnswerView", "ResultTable", "ToolCallRecord"]
 
@@ -199,6 +210,12 @@ class AnswerView:
                     return part.url
         return None
 
+    def provenance(self) -> list[QueryProvenance]:
+        """The queries behind the final message (none for an answer that ran no query)."""
+        if self.final is None:
+            return []
+        return [query for part in self.final.parts if isinstance(part, ProvenancePart) for query in part.queries]
+
     def render_result(self, result: ResultTable | None = None) -> None:
         """Draw what follows the text: the chart (or `result` as a table), the follow-ups, the Omni link."""
         self.close()
@@ -219,6 +236,8 @@ class AnswerView:
             lines += ["", *table(columns, rows, style=self.style)]
         elif result is not None:
             lines += ["", *table(result.columns, result.rows, style=self.style, total=result.total)]
+        how = provenance_lines(self.provenance(), style=self.style)
+        lines += ["", *how] if how else []
         buttons = self.follow_ups()
         if buttons:
             lines += ["", self.style.bold("Follow-ups (type the number to ask):")]
