@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 import uuid
 from array import array
@@ -207,6 +208,17 @@ def rows_to_csv(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str
     writer.writerow(columns)
     writer.writerows(rows)
     return out.getvalue()
+
+
+def csv_cell(value: object) -> str:
+    """One JSON value as a CSV cell: empty for null, `true`/`false`, compact JSON for objects and lists."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
 class _LineReader:

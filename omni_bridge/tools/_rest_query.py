@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omni_bridge.exceptions import OmniError
-from omni_bridge.tools._artifacts import rows_to_csv, scan_csv
+from omni_bridge.tools._artifacts import csv_cell, rows_to_csv, scan_csv
 from omni_bridge.tools._rest_transport import RestTransport
 
 __all__ = ["QueryCalls", "QueryRows"]
@@ -85,14 +85,4 @@ def _csv_of(result: Any, fields: list[str], header: list[str] | None) -> str:
         raise OmniError(f"Omni's answer to POST {_PATH} holds no JSON rows (ask for resultType json)")
     columns = list(fields) or list(dict.fromkeys(key for row in result for key in row))
     names = header if header is not None and len(header) == len(columns) else columns
-    return rows_to_csv(names, [[_cell(row.get(column)) for column in columns] for row in result])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
+    return rows_to_csv(names, [[csv_cell(row.get(column)) for column in columns] for row in result])

@@ -17,7 +17,7 @@ from typing import Any
 
 import mcp.types as types
 
-from omni_bridge.tools._artifacts import rows_to_csv
+from omni_bridge.tools._artifacts import csv_cell, rows_to_csv
 
 __all__ = ["FoundTable", "ResultParts", "find_table"]
 
@@ -178,14 +178,4 @@ def _records_to_csv(records: list[dict[str, Any]]) -> str:
     for record in records:
         columns.update(dict.fromkeys(record))
     names = list(columns)
-    return rows_to_csv(names, [[_cell(record.get(name)) for name in names] for record in records])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
+    return rows_to_csv(names, [[csv_cell(record.get(name)) for name in names] for record in records])
