@@ -86,6 +86,7 @@ ErrorType = Literal[
     "unauthorized",
     "forbidden",
     "profile_write_forbidden",
+    "invalid_profile",
     "unknown_user",
     "method_not_allowed",
     "conflict",

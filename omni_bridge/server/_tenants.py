@@ -253,7 +253,8 @@ async def resolve_acting_user(service: Service, owner: Owner, profile: UserProfi
     user Omni does not know. The identity stays cached, so the run that follows does not ask Omni again.
 
     Raises:
-        ApiError: as `acting_user`; 422 `unknown_user` when Omni has no such end user; 502 `omni_unavailable`
+        ApiError: as `acting_user`; 422 `unknown_user` when Omni has no such end user, 422 `invalid_profile` when
+            Omni refused the upsert of a profile; 502 `omni_unavailable`
             when Omni refused the lookup or could not be reached.
     """
     user = acting_user(service.tenants, owner, profile)
@@ -267,6 +268,13 @@ async def resolve_acting_user(service: Service, owner: Owner, profile: UserProfi
         )
         raise ApiError(422, "unknown_user", f"Omni has no end user with this `{USER_HEADER}`; {hint}") from None
     except OmniHTTPError as exc:
+        if profile is not None and exc.status in (400, 422):  # the upsert's input, not Omni, is at fault
+            raise ApiError(
+                422,
+                "invalid_profile",
+                f"Omni refused to create or update this end user (HTTP {exc.status}): check `user_profile` and "
+                f"`{USER_HEADER}` (Omni takes external ids of up to 255 characters, with its tenant's namespace)",
+            ) from None
         raise ApiError(
             502, "omni_unavailable", f"Omni refused the lookup of the end user (HTTP {exc.status})"
         ) from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from omni_bridge.agent.events import ContentPart
 from omni_bridge.server._auth import MAX_USER_ID_LENGTH, USER_HEADER
@@ -61,13 +61,19 @@ class MessageIn(_In):
     """What the end user asked."""
 
 
+AttributeValue = str | int | float | bool | list[str] | None
+"""A user attribute's value as Omni takes it."""
+
+
 class UserProfile(_In):
     """The end user as Omni should know them: with a profile the embed user is created or updated first."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     groups: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=100)] | None = None
-    user_attributes: Annotated[dict[str, JsonValue], Field(max_length=100)] | None = None
-    """Omni user attributes (e.g. `{"region": "West"}`): row-level security follows them."""
+    user_attributes: Annotated[dict[str, AttributeValue], Field(max_length=100)] | None = None
+    """Omni user attributes (e.g. `{"region": "West"}`): row-level security follows them. A value is a string, a
+    number, a boolean, null or a list of strings, as Omni's generate-session takes them; anything else is refused
+    here with a 422 that names it, rather than by Omni."""
 
 
 class CreateThread(_In):

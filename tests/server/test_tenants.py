@@ -184,6 +184,28 @@ async def test_no_thread_is_stored_for_an_end_user_the_bridge_could_not_resolve(
     assert embed_users(served, f"beta/{user}") == []
 
 
+async def test_a_profile_omni_would_refuse_is_refused_here_saying_what_to_fix_and_stores_nothing(
+    served: Served, tmp_path: Path
+) -> None:
+    # A fuzz-found case: attribute values Omni's generate-session does not take were passed on, and Omni's 400
+    # came back as a 502 `omni_unavailable`, as if Omni were down.
+    user = fresh("odd")
+    odd_values = {"user_attributes": {"region": [{"nested": 1}], "tier": {"a": True}}}
+    long_user = fresh("x" * 243)  # 252 characters: within the header's limit, beyond Omni's with "acme/" before it
+    async with running_service(served, tmp_path, responder=ANSWER, bridge_service_keys=TWO_TENANTS) as svc:
+        async with svc.client(user) as odd:
+            shaped = await odd.post("/v1/threads", json={"message": {"text": "hi"}, "user_profile": odd_values})
+        async with svc.client(long_user) as long:
+            refused = await long.post("/v1/threads", json={"message": {"text": "hi"}, "user_profile": profile("West")})
+        stored = await stored_threads(svc, "acme", user) + await stored_threads(svc, "acme", long_user)
+
+    assert (shaped.status_code, shaped.json()["error"]["type"]) == (400, "invalid_request"), shaped.text
+    assert "user_attributes" in shaped.text and embed_users(served, f"acme/{user}") == []
+    assert (refused.status_code, refused.json()["error"]["type"]) == (422, "invalid_profile"), refused.text
+    assert "user_profile" in refused.json()["error"]["message"]
+    assert stored == [] and embed_users(served, f"acme/{long_user}") == []
+
+
 # --- the Omni-compatible jobs API ---------------------------------------------------------------------------
 
 
