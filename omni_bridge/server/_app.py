@@ -6,8 +6,9 @@ from the same routes (`_openapi.py`). The app's lifespan runs the `Service`: the
 runner and the lease reaper live exactly as long as the app serves.
 
 Besides the two APIs (`/v1` threads, `/api/v1/ai/jobs`) it serves `/health`, `/openapi.json`, the interactive
-API docs at `/docs` and `/redoc` (`_docs.py`) and the web chat page at `/`, read from the package's `static/index.html`; with a development key (no `BRIDGE_SERVICE_KEYS`,
-loopback or sandbox only) the key is put into the page so it works with no configuration.
+API docs at `/docs` and `/redoc` (`_docs.py`) and the web chat page at `/`, read from the package's
+`static/index.html`; with a development key (no `BRIDGE_SERVICE_KEYS`, loopback or sandbox only) the key is put
+into the page so it works with no configuration.
 """
 
 from __future__ import annotations

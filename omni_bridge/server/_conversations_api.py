@@ -219,9 +219,12 @@ _PARAMS = (
         "Only this Omni user's conversations (else every conversation of the key's tenant).",
     ),
     Param(
-        "X-Bridge-User", "header", {"type": "string"}, "Or: the end user's external id (the bridge's way).",
+        "X-Bridge-User",
+        "header",
+        {"type": "string"},
+        "Or: the end user's external id (the bridge's way).",
         example="alice",
-    ),  # fmt: skip
+    ),
 )
 _LIST_PARAMS = (
     Param(

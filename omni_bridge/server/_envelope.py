@@ -5,8 +5,8 @@ Every `/v1` body is `{"data": ..., "metadata": {...}, "error": null | {"type", "
 `ApiError` for anything the caller did wrong; `read_json` turns a malformed body (bad JSON, wrong types,
 unknown fields, over-long text) into a 400 that names the field, without echoing the input (it may hold what
 the user typed); where a value has the wrong shape (`{"message": "…"}` where an object is wanted) the message
-shows the right one, taken from the model's first OpenAPI example. The Omni-compatible paths under `/api/` answer errors in Omni's shape, `{"detail", "status"}`,
-from the same `ApiError`, so the AI Jobs routes can raise it too.
+shows the right one, taken from the model's OpenAPI examples. The Omni-compatible paths under `/api/` answer
+errors in Omni's shape, `{"detail", "status"}`, from the same `ApiError`, so the AI Jobs routes can raise it too.
 
 Unexpected exceptions become a 500 with a fixed message; the traceback goes to the log, never to the client.
 """

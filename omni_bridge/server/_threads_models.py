@@ -70,7 +70,7 @@ class UserProfile(_In):
     """Omni user attributes (e.g. `{"region": "West"}`): row-level security follows them."""
 
 
-_QUESTION = {"text": "What was revenue by region last quarter?"}
+_QUESTION: dict[str, JsonValue] = {"text": "What was revenue by region last quarter?"}
 _THREAD_ID = "thr_0f8b7c4e2d1a4b6c9e3f5a7b8c9d0e1f"
 _RESPONSE_ID = "4b2d8f8e-6c1a-4e5b-9d3c-2a1f0e9b8c7d"
 _MESSAGE_ID = "msg_7a6b5c4d3e2f41a0b9c8d7e6f5a4b3c2"
@@ -198,7 +198,9 @@ def user_header() -> Param:
 
 def id_param(name: str, what: str) -> Param:
     if name == "response_id":
-        return Param(name, "path", {"type": "string", "format": "uuid"}, f"The {what}'s id (a UUID).", example=_RESPONSE_ID)
+        return Param(
+            name, "path", {"type": "string", "format": "uuid"}, f"The {what}'s id (a UUID).", example=_RESPONSE_ID
+        )
     example = _MESSAGE_ID if name == "message_id" else _THREAD_ID
     schema = {"type": "string", "pattern": ID_PATTERN, "maxLength": 128}
     return Param(name, "path", schema, f"The {what}'s id.", example=example)
