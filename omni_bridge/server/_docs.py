@@ -8,9 +8,11 @@ pages and their start scripts are the package's own `static/docs.html`, `docs.js
 
 The pages answer with a strict Content-Security-Policy: scripts from `'self'` only (the start scripts are
 files, not inline), requests to `'self'` only, no frames, forms or plugins. Styles allow `'unsafe-inline'`, as
-the chat page's policy does: ReDoc's styled-components write `<style>` elements at run time. Viewing the docs
-needs no key; trying a request needs the service key in "Authorize" (the `serviceKey` bearer scheme), which
-Swagger UI keeps for the tab only.
+the chat page's policy does: ReDoc's styled-components write `<style>` elements at run time; and workers may
+start from `blob:`, which ReDoc's search worker does (its code is the bundle's own, itself from `'self'`).
+ReDoc's sidebar also shows a Redocly logo from Redocly's CDN: the policy refuses it and the logo hides itself.
+Viewing the docs needs no key; trying a request needs the service key in "Authorize" (the `serviceKey` bearer
+scheme), which Swagger UI keeps for the tab only.
 """
 
 from __future__ import annotations
