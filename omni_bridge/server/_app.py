@@ -5,9 +5,10 @@ handlers and streaming; request and answer models are pydantic, and the OpenAPI 
 from the same routes (`_openapi.py`). The app's lifespan runs the `Service`: the stores, the bridge, the
 runner and the lease reaper live exactly as long as the app serves.
 
-Besides the two APIs (`/v1` threads, `/api/v1/ai/jobs`) it serves `/health`, `/openapi.json` and the web chat
-page at `/`, read from the package's `static/index.html`; with a development key (no `BRIDGE_SERVICE_KEYS`,
-loopback or sandbox only) the key is put into the page so it works with no configuration.
+Besides the two APIs (`/v1` threads, `/api/v1/ai/jobs`) it serves `/health`, `/openapi.json`, the interactive
+API docs at `/docs` and `/redoc` (`_docs.py`) and the web chat page at `/`, read from the package's
+`static/index.html`; with a development key (no `BRIDGE_SERVICE_KEYS`, loopback or sandbox only) the key is put
+into the page so it works with no configuration.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from omni_bridge import __version__
 from omni_bridge.config import Settings
+from omni_bridge.server._docs import docs_routes
 from omni_bridge.server._envelope import ApiError, exception_handlers, ok
 from omni_bridge.server._jobs_api import jobs_routes
 from omni_bridge.server._openapi import ApiRoute, Operation, openapi_document
@@ -137,6 +139,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Starlet
             health,
         ),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        *docs_routes(),
         *threads_routes(service),
         *jobs_routes(service),
     ]

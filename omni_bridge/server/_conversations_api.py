@@ -218,13 +218,24 @@ _PARAMS = (
         {"type": "string", "format": "uuid"},
         "Only this Omni user's conversations (else every conversation of the key's tenant).",
     ),
-    Param("X-Bridge-User", "header", {"type": "string"}, "Or: the end user's external id (the bridge's way)."),
+    Param(
+        "X-Bridge-User",
+        "header",
+        {"type": "string"},
+        "Or: the end user's external id (the bridge's way).",
+        example="alice",
+    ),
 )
 _LIST_PARAMS = (
-    Param("pageSize", "query", {"type": "integer", "minimum": 1, "maximum": 100}, "Conversations per page."),
+    Param(
+        "pageSize", "query", {"type": "integer", "minimum": 1, "maximum": 100}, "Conversations per page.", example=20
+    ),
     Param("cursor", "query", {"type": "string"}, "`pageInfo.nextCursor` of the page before."),
 )
-_ID = Param("conversation_id", "path", {"type": "string", "format": "uuid"}, "The conversation's id.")
+_ID = Param(
+    "conversation_id", "path", {"type": "string", "format": "uuid"}, "The conversation's id.",
+    example="1f2e3d4c-5b6a-4978-8a6b-5c4d3e2f1a0b",
+)  # fmt: skip
 
 
 def _operation(suffix: str, operation_id: str, summary: str, answer: type[BaseModel]) -> Operation:

@@ -4,14 +4,16 @@ JSON answer with a message.
 Every `/v1` body is `{"data": ..., "metadata": {...}, "error": null | {"type", "message"}}`. Routes raise
 `ApiError` for anything the caller did wrong; `read_json` turns a malformed body (bad JSON, wrong types,
 unknown fields, over-long text) into a 400 that names the field, without echoing the input (it may hold what
-the user typed). The Omni-compatible paths under `/api/` answer errors in Omni's shape, `{"detail", "status"}`,
-from the same `ApiError`, so the AI Jobs routes can raise it too.
+the user typed); where a value has the wrong shape (`{"message": "…"}` where an object is wanted) the message
+shows the right one, taken from the model's OpenAPI examples. The Omni-compatible paths under `/api/` answer
+errors in Omni's shape, `{"detail", "status"}`, from the same `ApiError`, so the AI Jobs routes can raise it too.
 
 Unexpected exceptions become a 500 with a fixed message; the traceback goes to the log, never to the client.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -31,6 +33,7 @@ __all__ = [
     "OmniErrorBody",
     "error_response",
     "exception_handlers",
+    "model_examples",
     "ok",
     "read_json",
     "validation_message",
@@ -136,14 +139,52 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
-def validation_message(exc: ValidationError, *, what: str = "the body") -> str:
-    """One line per problem, naming the field; the input itself is never repeated."""
+_SHAPES = {"model_type": "a JSON object", "dict_type": "a JSON object", "list_type": "a JSON array"}
+"""pydantic's error types for a value of the wrong shape, and the shape wanted."""
+_MAX_SAMPLE = 200
+
+
+def model_examples(model: type[BaseModel]) -> list[Any]:
+    """The `examples` a model declares in its `json_schema_extra` (none: `[]`); the OpenAPI document's too."""
+    extra = model.model_config.get("json_schema_extra")
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    return list(examples) if isinstance(examples, list) else []
+
+
+def _sample(example: Any, loc: Sequence[int | str]) -> Any:
+    """The part of `example` at `loc`, or None where the example has none."""
+    for part in loc:
+        if isinstance(example, dict) and isinstance(part, str):
+            example = example.get(part)
+        elif isinstance(example, list) and isinstance(part, int):
+            example = example[0] if example else None  # any item is shaped like the first
+        else:
+            return None
+    return example
+
+
+def _wrong_shape(error: Any, examples: Sequence[Any]) -> str | None:
+    shape = _SHAPES.get(error["type"])
+    if shape is None:
+        return None
+    for example in examples:
+        sample = json.dumps(_sample(example, error["loc"]), ensure_ascii=False)
+        if sample != "null" and len(sample) <= _MAX_SAMPLE:
+            return f"must be {shape}, e.g. {sample}"
+    return f"must be {shape}"
+
+
+def validation_message(exc: ValidationError, *, what: str = "the body", examples: Sequence[Any] = ()) -> str:
+    """One line per problem, naming the field; the input itself is never repeated.
+
+    `examples`, valid values of the whole input, show the shape wanted where a value has the wrong one.
+    """
     problems = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
         if error["type"] == "json_invalid":
             return f"{what} is not valid JSON: {error['msg'].removeprefix('Invalid JSON: ')}"
         where = ".".join(str(part) for part in error["loc"]) or what
-        problems.append(f"{where}: {error['msg']}")
+        problems.append(f"{where}: {_wrong_shape(error, examples) or error['msg']}")
     return f"{what} is not valid: " + "; ".join(problems[:10])
 
 
@@ -172,7 +213,7 @@ async def read_json(request: Request, model: type[_M]) -> _M:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise ApiError(400, "invalid_request", validation_message(exc)) from None
+        raise ApiError(400, "invalid_request", validation_message(exc, examples=model_examples(model))) from None
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -402,9 +402,14 @@ _USER_PARAMS = (
         "The Omni user to act for (Omni's way). Needed to create a job; on a job's routes optional (without one,"
         " any job of the key's tenant; with one, only that user's).",
     ),
-    Param(USER_HEADER, "header", {"type": "string"}, "Or: the end user's external id (the bridge's way)."),
+    Param(
+        USER_HEADER, "header", {"type": "string"}, "Or: the end user's external id (the bridge's way).", example="alice"
+    ),
 )
-_JOB_ID = Param("job_id", "path", {"type": "string", "format": "uuid"}, "The job's id (`jobId`).")
+_JOB_ID = Param(
+    "job_id", "path", {"type": "string", "format": "uuid"}, "The job's id (`jobId`).",
+    example="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+)  # fmt: skip
 
 
 def _operation(

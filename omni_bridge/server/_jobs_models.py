@@ -64,6 +64,9 @@ __all__ = [
     "validation_detail",
 ]
 
+EXAMPLE_MODEL_ID = "6f1c2d3e-0a4b-4c5d-8e9f-1a2b3c4d5e6f"
+"""The model of the OpenAPI examples: the sandbox's ecommerce model."""
+
 JOB_STATES: dict[ResponseStatus, str] = {
     "queued": "QUEUED",
     "running": "EXECUTING",
@@ -108,7 +111,26 @@ def organization_id(tenant: str) -> str:
 class CreateJobBody(BaseModel):
     """`POST /api/v1/ai/jobs`. Unknown keys are ignored, as Omni's spec allows extra keys."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, hide_input_in_errors=True)
+    model_config = ConfigDict(
+        extra="ignore",
+        str_strip_whitespace=True,
+        hide_input_in_errors=True,
+        json_schema_extra={
+            "examples": [
+                # The sandbox's ecommerce model: the example runs as it is against `--sandbox`.
+                {"modelId": EXAMPLE_MODEL_ID, "prompt": "What was revenue by region last quarter?"},
+                {
+                    "modelId": EXAMPLE_MODEL_ID,
+                    "prompt": "Which products grew fastest this year?",
+                    "topicName": "order_items",
+                    "webhookUrl": "https://example.com/omni-jobs",
+                    "webhookSigningSecret": "a-secret-of-your-own",
+                    "webhookMetadata": {"ticket": "T-1234"},
+                    "progressWebhookEnabled": True,
+                },
+            ]
+        },
+    )
 
     modelId: uuid.UUID
     prompt: str = Field(min_length=1, max_length=20_000)
@@ -184,6 +206,18 @@ class _Body(BaseModel):
 
 
 class JobCreated(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "jobId": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "conversationId": "1f2e3d4c-5b6a-4978-8a6b-5c4d3e2f1a0b",
+                    "omniChatUrl": "http://127.0.0.1:8000/?thread=1f2e3d4c-5b6a-4978-8a6b-5c4d3e2f1a0b",
+                }
+            ]
+        }
+    )
+
     jobId: str
     conversationId: str
     omniChatUrl: str

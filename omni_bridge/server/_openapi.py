@@ -5,6 +5,19 @@ pydantic model of its body and of its answer, the errors it can give). `openapi_
 routes, so a path cannot be served without being described, and takes every schema from the models with
 pydantic's `models_json_schema` (one shared `components/schemas`, `$ref`s in `#/components/schemas/{model}`
 form). Plain `Route`s are still listed, with their methods only.
+
+Examples come from the models too: a request model's `json_schema_extra={"examples": [...]}` becomes its
+operation's named `examples` (what `/docs` puts in the editor), an answer model's first example the success
+answer's `example` (in the envelope when the answer has one), and a `Param` carries its own `example`.
+
+Why not FastAPI (issue 14 weighed it). FastAPI would generate this document and the validation, but the service
+wants what FastAPI does differently, so a move is not mechanical: a malformed body is a 400 naming the field
+without echoing the input (FastAPI answers 422 with the input in `detail`), errors are the `/v1` envelope or
+Omni's `{detail, status}` by path, `read_json` bounds the body before parsing it, the header `X-Bridge-User`
+and path ids are checked inside the handlers in a set order (401 before 400), and the event stream is its own
+response. Matching all that means overriding FastAPI's request validation, error handlers and response
+classes on every route, for a document this module already derives from the same models in some 200 lines.
+The move stays a follow-up; the interactive docs (`_docs.py`) serve this document either way.
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.routing import BaseRoute, Route
 
-from omni_bridge.server._envelope import ErrorEnvelope
+from omni_bridge.server._envelope import ErrorEnvelope, model_examples
 
 __all__ = ["ApiRoute", "Operation", "Param", "openapi_document"]
 
@@ -47,15 +60,20 @@ class Param:
     schema: dict[str, Any]
     description: str
     required: bool = False
+    example: Any = None
+    """A value to try (`/docs` fills it in); every required parameter has one."""
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described = {
             "name": self.name,
             "in": self.location,
             "required": self.required or self.location == "path",
             "description": self.description,
             "schema": self.schema,
         }
+        if self.example is not None:
+            described["example"] = self.example
+        return described
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +140,14 @@ def _answer_schema(op: Operation, refs: dict[tuple[Any, str], Any]) -> dict[str,
     }
 
 
+def _answer_example(op: Operation) -> Any:
+    examples = model_examples(op.data) if op.data is not None else []
+    if not examples:
+        return None
+    data = [examples[0]] if op.many else examples[0]
+    return {"data": data, "metadata": {}, "error": None} if op.envelope else data
+
+
 def _operation(op: Operation, refs: dict[tuple[Any, str], Any]) -> dict[str, Any]:
     described: dict[str, Any] = {
         "operationId": op.operation_id,
@@ -133,12 +159,15 @@ def _operation(op: Operation, refs: dict[tuple[Any, str], Any]) -> dict[str, Any
     if op.params:
         described["parameters"] = [param.describe() for param in op.params]
     if op.body is not None:
-        described["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
-        }
+        body: dict[str, Any] = {"schema": refs[(op.body, "validation")]}
+        if examples := model_examples(op.body):
+            named = enumerate(examples, 1)
+            body["examples"] = {f"example{n}": {"summary": f"Example {n}", "value": value} for n, value in named}
+        described["requestBody"] = {"required": True, "content": {"application/json": body}}
     if op.media_type == "application/json":
-        content = {"application/json": {"schema": _answer_schema(op, refs)}}
+        content: dict[str, Any] = {"application/json": {"schema": _answer_schema(op, refs)}}
+        if (example := _answer_example(op)) is not None:
+            content["application/json"]["example"] = example
     else:
         content = {op.media_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": content}}

@@ -251,7 +251,9 @@ def threads_routes(service: Service) -> list[BaseRoute]:
     thread = (user, id_param("thread_id", "thread"))
     response = (user, id_param("response_id", "response"))
     message = (user, id_param("message_id", "message"))
-    limit = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}, "Threads per page (20).")
+    limit = Param(
+        "limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}, "Threads per page (20).", example=20
+    )
     before = Param("before", "query", {"type": "string", "format": "date-time"}, "Only threads updated before.")
     operation = functools.partial(Operation, tag="threads")
     return [

@@ -76,7 +76,27 @@ class UserProfile(_In):
     here with a 422 that names it, rather than by Omni."""
 
 
+_QUESTION: dict[str, JsonValue] = {"text": "What was revenue by region last quarter?"}
+_THREAD_ID = "thr_0f8b7c4e2d1a4b6c9e3f5a7b8c9d0e1f"
+_RESPONSE_ID = "4b2d8f8e-6c1a-4e5b-9d3c-2a1f0e9b8c7d"
+_MESSAGE_ID = "msg_7a6b5c4d3e2f41a0b9c8d7e6f5a4b3c2"
+
+
 class CreateThread(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"message": _QUESTION},
+                {
+                    "message": {"text": "Which products grew fastest this year?"},
+                    "engine": "omni",
+                    "title": "Product growth",
+                    "user_profile": {"name": "Alice Adams", "groups": ["sales"], "user_attributes": {"region": "West"}},
+                },
+            ]
+        }
+    )
+
     message: MessageIn
     engine: EngineName | None = None
     """Who answers: `claude` (needs an Anthropic key on the service) or `omni`; default: the service's."""
@@ -85,21 +105,37 @@ class CreateThread(_In):
 
 
 class PostMessage(_In):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": {"text": "And the quarter before?"}}]})
+
     message: MessageIn
 
 
 class FeedbackIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rating": "up"}, {"rating": "down", "comment": "West is missing."}]}
+    )
+
     rating: Literal["up", "down"]
     comment: Annotated[str, Field(max_length=4000)] | None = None
 
 
 class ThreadCreated(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"thread_id": _THREAD_ID, "response_id": _RESPONSE_ID, "user_message_id": _MESSAGE_ID}]
+        }
+    )
+
     thread_id: str
     response_id: str
     user_message_id: str
 
 
 class MessagePosted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"response_id": _RESPONSE_ID, "user_message_id": _MESSAGE_ID}]}
+    )
+
     response_id: str
     user_message_id: str
 
@@ -162,10 +198,15 @@ def user_header() -> Param:
         {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID_LENGTH, "pattern": r"^[^\x00-\x1f\x7f]+$"},
         "The end user the request acts for: your own id for them.",
         required=True,
+        example="alice",
     )
 
 
 def id_param(name: str, what: str) -> Param:
     if name == "response_id":
-        return Param(name, "path", {"type": "string", "format": "uuid"}, f"The {what}'s id (a UUID).")
-    return Param(name, "path", {"type": "string", "pattern": ID_PATTERN, "maxLength": 128}, f"The {what}'s id.")
+        return Param(
+            name, "path", {"type": "string", "format": "uuid"}, f"The {what}'s id (a UUID).", example=_RESPONSE_ID
+        )
+    example = _MESSAGE_ID if name == "message_id" else _THREAD_ID
+    schema = {"type": "string", "pattern": ID_PATTERN, "maxLength": 128}
+    return Param(name, "path", schema, f"The {what}'s id.", example=example)
