@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +36,41 @@ from tests.server.test_web_page import (
 ERRORS = """[document.getElementById('alert'), ...document.querySelectorAll('.message .problem')]
   .filter((n) => !n.hidden).map((n) => (n.id === 'alert' ? n.querySelector('#alert-text') : n).textContent)"""
 WELCOME = "document.querySelector('#messages .welcome') !== null"
+STARTED = "document.readyState === 'complete' && document.activeElement?.id === 'question'"
+"""The page's script has started: it focuses the question box last."""
 
 
 async def arrive(page: Page, url: str) -> None:
-    """Navigate to `url` and wait until the page's script has started (it focuses the question box)."""
+    """Navigate to `url` (the page may change its address once there, so `Page.open` cannot wait for it)."""
     await page.call("Page.navigate", {"url": url})
-    await page.wait_until("document.readyState === 'complete' && document.activeElement?.id === 'question'", bool)
+    await page.wait_until(STARTED, bool)
+
+
+async def reload(page: Page) -> None:
+    await page.call("Page.reload")
+    await page.wait_until(STARTED, bool)
+
+
+async def times_shown(page: Page, text: str) -> int:
+    """How many times `text` is on the page, as a reader sees it."""
+    count: int = await page.evaluate(f"document.body.innerText.split({json.dumps(text)}).length - 1")
+    return count
+
+
+async def poll_json(client: httpx2.AsyncClient, path: str, done: Callable[[Any], bool]) -> Any:
+    """GET `path` until `done` holds for its JSON body; fails after `WAIT_SECONDS`."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            body = (await client.get(path)).json()
+            if done(body):
+                return body
+            await asyncio.sleep(0.05)
 
 
 async def finished_thread(client: httpx2.AsyncClient, question: str) -> str:
     """A thread asked `question` over the HTTP API, once its answer is over."""
     started = (await client.post("/v1/threads", json={"message": {"text": question}})).json()["data"]
-    async with asyncio.timeout(WAIT_SECONDS):
-        while (await client.get(f"/v1/responses/{started['response_id']}")).json()["data"]["status"] in (
-            "queued",
-            "running",
-        ):
-            await asyncio.sleep(0.05)
+    await poll_json(client, f"/v1/responses/{started['response_id']}", lambda r: r["data"]["status"] == "succeeded")
     thread_id: str = started["thread_id"]
     return thread_id
 
@@ -78,9 +97,7 @@ async def test_a_jobs_link_opens_its_thread_and_the_address_follows_the_open_thr
             created = await alice.post("/api/v1/ai/jobs", params={"userId": embed_user_id("alice")}, json=body)
             assert created.status_code == 201, created.text
             job = created.json()
-            async with asyncio.timeout(WAIT_SECONDS):
-                while (await alice.get(f"/api/v1/ai/jobs/{job['jobId']}")).json()["state"] != "COMPLETE":
-                    await asyncio.sleep(0.05)
+            await poll_json(alice, f"/api/v1/ai/jobs/{job['jobId']}", lambda status: status["state"] == "COMPLETE")
         link, job_thread = job["omniChatUrl"], job["conversationId"]
         assert link == f"{url}/?thread={job_thread}"  # the page the link points at, and the query it reads
 
@@ -107,8 +124,7 @@ async def test_a_jobs_link_opens_its_thread_and_the_address_follows_the_open_thr
                 f"[location.search, {QUESTIONS}]", lambda seen: seen == [search(new_thread), ["revenue by region"]]
             )
 
-            await page.call("Page.reload")  # a reload reopens the thread the address names, with its messages
-            await page.wait_until("document.readyState === 'complete' && document.activeElement?.id === 'question'", bool)
+            await reload(page)  # a reload reopens the thread the address names, with its messages
             answer = (await page.wait_until(ANSWERS, one_done(1)))[0]
             assert "West" in answer["text"] and await page.evaluate(QUESTIONS) == ["revenue by region"]
             assert await page.evaluate("location.search") == search(new_thread)
@@ -126,8 +142,7 @@ async def test_the_end_user_chosen_is_kept_so_a_reload_reopens_their_thread(serv
         answer = (await page.wait_until(ANSWERS, one_done(1)))[0]
         assert "East" in answer["text"]
         [thread] = await page.wait_until(THREADS, lambda seen: len(seen) == 1)
-        await page.call("Page.reload")
-        await page.wait_until("document.readyState === 'complete' && document.activeElement?.id === 'question'", bool)
+        await reload(page)
         answer = (await page.wait_until(ANSWERS, one_done(1)))[0]
         assert "East" in answer["text"] and await page.evaluate("document.getElementById('user-select').value") == "bob"
         assert await page.evaluate(f"[location.search, {ERRORS}]") == [search(thread["id"]), []]
@@ -179,13 +194,11 @@ async def test_a_failed_answer_shows_its_error_once(failure: str, served: Served
             await page.wait_until(ANSWERS, one_done(1))
             [error] = await page.wait_until(ERRORS, bool)
             assert error.startswith("The language model")
-            said = "document.body.innerText.split(%s).length - 1" % json.dumps(error)
-            assert await page.evaluate(said) == 1  # not in the answer's text, nor an alert besides
+            assert await times_shown(page, error) == 1  # not in the answer's text, nor an alert besides
             assert await page.evaluate("document.querySelector('.message.assistant .outcome').hidden")
 
-            await page.call("Page.reload")  # the stored answer: the same one error
-            await page.wait_until("document.readyState === 'complete' && document.activeElement?.id === 'question'", bool)
+            await reload(page)  # the stored answer: again one error
             await page.wait_until(ANSWERS, one_done(1))
-            stored = await page.wait_until(ERRORS, bool)
-            assert len(stored) == 1 and await page.evaluate(f"document.body.innerText.split({json.dumps(stored[0])}).length - 1") == 1
+            [stored] = await page.wait_until(ERRORS, bool)
+            assert await times_shown(page, stored) == 1
             assert page.devtools.problems == []

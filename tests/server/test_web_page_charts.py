@@ -6,6 +6,7 @@ with a region per row; the page is driven in headless Chromium as in `test_web_p
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from tests.conftest import Served
@@ -75,7 +76,7 @@ async def test_a_long_daily_series_is_one_line_with_labels_that_do_not_overlap(s
         boxes = await page.evaluate(LABEL_BOXES)
         assert 2 <= len(boxes) < len(days["points"])  # thinned to what fits
         assert boxes[0][0] == days["points"][0][0] and boxes[-1][0] == days["points"][-1][0]
-        assert all(left[2] < right[1] for left, right in zip(boxes, boxes[1:], strict=False))
+        assert all(left[2] < right[1] for left, right in itertools.pairwise(boxes))
         await page.evaluate("document.querySelector('figure.chart').scrollIntoView()")
         await page.screenshot(tmp_path / "days.png")
         assert page.devtools.problems == []
