@@ -193,12 +193,16 @@ async def test_a_failed_answer_shows_its_error_once(failure: str, served: Served
             await page.ask("how did revenue do?")
             await page.wait_until(ANSWERS, one_done(1))
             [error] = await page.wait_until(ERRORS, bool)
+            await page.screenshot(tmp_path / "failed.png")
             assert error.startswith("The language model")
             assert await times_shown(page, error) == 1  # not in the answer's text, nor an alert besides
+            text = (await page.evaluate(ANSWERS))[0]["text"]
+            assert "language model" not in text and "try again" not in text.lower()  # nor reworded there
             assert await page.evaluate("document.querySelector('.message.assistant .outcome').hidden")
 
             await reload(page)  # the stored answer: again one error
             await page.wait_until(ANSWERS, one_done(1))
             [stored] = await page.wait_until(ERRORS, bool)
             assert await times_shown(page, stored) == 1
+            assert "try again" not in (await page.evaluate(ANSWERS))[0]["text"].lower()
             assert page.devtools.problems == []
