@@ -20,6 +20,7 @@ import pytest
 from omni_bridge.sandbox import embed_user_id
 from omni_bridge.testing import FakeAnthropic, StreamFault, error_reply, text_reply
 from tests.conftest import Served
+from tests.server.service_helpers import KEY
 from tests.server.test_web_page import (
     ANSWERS,
     QUESTIONS,
@@ -172,6 +173,22 @@ async def test_an_unknown_or_foreign_thread_is_one_error_and_a_new_conversation(
             assert "West" in answer["text"] and await page.evaluate(ERRORS) == []
             [thread] = await page.wait_until(THREADS, lambda seen: len(seen) == 1)
             assert thread["id"] != bobs and await page.evaluate("location.search") == search(thread["id"])
+
+
+@requires_chromium
+async def test_a_linked_thread_opens_once_the_service_key_is_entered(served: Served, tmp_path: Path) -> None:
+    async with page_service(served, tmp_path / "data", bridge_service_keys=f"acme:{KEY}") as (url, _):
+        async with api_client(url, KEY, "alice") as alice:
+            thread_id = await finished_thread(alice, "revenue by region")
+        async with chromium_page(tmp_path / "profile") as page:
+            await arrive(page, f"{url}/?thread={thread_id}")
+            # No key yet: nothing asked, no error, and the address still names the thread.
+            assert await page.evaluate(f"[location.search, {WELCOME}, {ERRORS}]") == [search(thread_id), True, []]
+            await page.set_key(KEY)
+            answer = (await page.wait_until(ANSWERS, one_done(1)))[0]
+            assert "West" in answer["text"] and await page.evaluate(QUESTIONS) == ["revenue by region"]
+            assert await page.evaluate(f"[location.search, {ERRORS}]") == [search(thread_id), []]
+            assert page.devtools.problems == []
 
 
 FAILURES: dict[str, Any] = {
