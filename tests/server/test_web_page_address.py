@@ -184,6 +184,9 @@ async def test_a_linked_thread_opens_once_the_service_key_is_entered(served: Ser
             await arrive(page, f"{url}/?thread={thread_id}")
             # No key yet: nothing asked, no error, and the address still names the thread.
             assert await page.evaluate(f"[location.search, {WELCOME}, {ERRORS}]") == [search(thread_id), True, []]
+            await page.set_key("not-the-service-key")  # a wrong key: one error, and the address keeps the thread
+            [error] = await page.wait_until(ERRORS, bool)
+            assert error.startswith("Not authorized") and await page.evaluate("location.search") == search(thread_id)
             await page.set_key(KEY)
             answer = (await page.wait_until(ANSWERS, one_done(1)))[0]
             assert "West" in answer["text"] and await page.evaluate(QUESTIONS) == ["revenue by region"]
