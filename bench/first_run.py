@@ -44,10 +44,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def environment_size(venv: Path) -> tuple[float, int]:
-    """The MB (10^6 bytes) of the files under `venv` and the number of distributions installed in it."""
-    total = sum(path.lstat().st_size for path in venv.rglob("*") if path.is_file() or path.is_symlink())
-    packages = sum(1 for _ in venv.glob("lib*/python3*/site-packages/*.dist-info"))
-    packages += sum(1 for _ in venv.glob("Lib/site-packages/*.dist-info"))  # Windows' layout
+    """The MB (10^6 bytes) of the files under `venv` and the number of distributions installed in it.
+
+    Symbolic links count as links, never followed (a venv's `lib64` is one to `lib`).
+    """
+    total = 0
+    for folder, _, files in os.walk(venv):
+        total += sum(os.lstat(os.path.join(folder, name)).st_size for name in files)
+    site = [*venv.glob("lib/python3*/site-packages"), venv / "Lib" / "site-packages"]  # POSIX, Windows
+    packages = sum(1 for folder in site for _ in folder.glob("*.dist-info"))
     return round(total / 1e6, 1), packages
 
 
