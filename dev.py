@@ -62,6 +62,8 @@ def ensure_environment(level: str) -> None:
         return
     what = "omni-bridge" if level == "run" else "omni-bridge and its test tools"
     print(f"[dev] installing {what} (first run, or pyproject.toml changed)", flush=True)
+    # The pip the environment was made with (ensurepip's: 22.3 or later on 3.11) installs an editable package from
+    # pyproject.toml alone (PEP 660), so it is not upgraded first: that was a download on every first run.
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "-e", f"{ROOT}{LEVELS[level]}"], check=True)
     STAMP.write_text(f"{wanted} {level}", encoding="utf-8")

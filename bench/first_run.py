@@ -13,7 +13,9 @@ not committed is not in it), then, with no OMNI_*/ANTHROPIC_*/BRIDGE_* settings 
 
 - **first run**: `python3 dev.py run` with an empty stdin (a pipe at its end: the console starts, prints its
   header and leaves), timed from start to exit, environment creation and installation included;
-- **later starts**: the same again `--later-starts` times, the environment ready; the median is reported;
+- **later starts**: the same again `--later-starts` times, the environment ready; the median is reported, with
+  the CPU seconds (user + system) of those processes, which depend less on what else the machine runs (the
+  1-minute load average at the end is reported too);
 - **test environment**: the clone's `dev.py` sets up the environment `test` and `lint` use, in a second
   directory (`OMNI_BRIDGE_VENV`), side by side with the first; the third-party npm peers `test` also installs
   are not part of it.
@@ -22,8 +24,9 @@ Each environment's size is the bytes of its files (`__pycache__` included: what 
 MB (10^6), and its package count the distributions installed in it (`*.dist-info`, pip and omni-bridge
 included). pip uses its configured index as the user's would. Progress on stderr; with `--json` the last line
 printed is one JSON object (`run_env_mb`, `run_env_packages`, `test_env_mb`, `test_env_packages`,
-`first_run_seconds`, `later_start_seconds`, `test_env_install_seconds`, `run_over_test_size`), for a script to
-compare from run to run. With `--measure VENV` only `VENV`'s size and package count (`env_mb`, `env_packages`).
+`first_run_seconds`, `later_start_seconds`, `later_start_cpu_seconds`, `test_env_install_seconds`,
+`run_over_test_size`, `load_average`), for a script to compare from run to run. With `--measure VENV` only
+`VENV`'s size and package count (`env_mb`, `env_packages`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,8 +68,14 @@ def _clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return {**env, "BRIDGE_DATA_DIR": str(data_dir), **extra}
 
 
-def _timed_run(clone: Path, env: dict[str, str]) -> float:
-    """Seconds of `python3 dev.py run` with an empty stdin, from start to exit (which must be 0)."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed_run(clone: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of `python3 dev.py run` with an empty stdin, from start to exit (which must be 0)."""
+    cpu = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, str(clone / "dev.py"), "run"],
@@ -77,10 +87,10 @@ def _timed_run(clone: Path, env: dict[str, str]) -> float:
         timeout=1800,
         check=False,
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if done.returncode != 0 or "omni-bridge chat" not in done.stdout:
         sys.exit(f"`python3 dev.py run` failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, cpu
 
 
 def bench(later_starts: int, keep: bool) -> dict[str, Any]:
@@ -92,11 +102,13 @@ def bench(later_starts: int, keep: bool) -> dict[str, Any]:
         env = _clean_env(work / "data")
 
         print("first run: python3 dev.py run (creates and installs .venv) ...", file=sys.stderr, flush=True)
-        first = _timed_run(clone, env)
-        later = []
+        first, _ = _timed_run(clone, env)
+        later, later_cpu = [], []
         for n in range(later_starts):
-            later.append(_timed_run(clone, env))
-            print(f"later start {n + 1}: {later[-1]:.2f} s", file=sys.stderr, flush=True)
+            seconds, cpu = _timed_run(clone, env)
+            later.append(seconds)
+            later_cpu.append(cpu)
+            print(f"later start {n + 1}: {seconds:.2f} s ({cpu:.2f} s CPU)", file=sys.stderr, flush=True)
 
         print("test environment: dev.py's setup for `test` in a second directory ...", file=sys.stderr, flush=True)
         started = time.perf_counter()
@@ -122,6 +134,8 @@ def bench(later_starts: int, keep: bool) -> dict[str, Any]:
         "test_env_packages": test_packages,
         "first_run_seconds": round(first, 2),
         "later_start_seconds": round(statistics.median(later), 2) if later else None,
+        "later_start_cpu_seconds": round(statistics.median(later_cpu), 2) if later else None,
+        "load_average": round(os.getloadavg()[0], 1),
         "test_env_install_seconds": round(test_install, 2),
         "run_over_test_size": round(run_mb / test_mb, 3) if test_mb else None,
     }
@@ -149,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'test':<12} {figures['test_env_mb']:>8} {figures['test_env_packages']:>9}")
         print(f"run / test size: {figures['run_over_test_size']} (goal: 0.5 at most)")
         print(f"first run {figures['first_run_seconds']} s, later start {figures['later_start_seconds']} s (median)")
+        print(f"later start CPU {figures['later_start_cpu_seconds']} s; load average {figures['load_average']}")
         print(f"test environment installed in {figures['test_env_install_seconds']} s")
     if args.json:
         print(json.dumps(figures))
