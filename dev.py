@@ -7,9 +7,14 @@
     python3 dev.py lint          `ruff check .`, `ruff format --check .` and `mypy` (as pyproject.toml
                                  configures them); fails when any of them finds anything
 
-Needs only Python 3.11+. The environment lives in `.venv` (or $OMNI_BRIDGE_VENV) and is reinstalled
-whenever pyproject.toml changes. Once it is ready, the command takes this process's place, so Ctrl-C reaches
-it alone: in the console it stops the answer being written, in pytest it ends the run with pytest's report.
+Needs only Python 3.11+. The environment lives in `.venv` (or $OMNI_BRIDGE_VENV), one for every command, and
+grows with what a command needs: `run` installs the package alone (its base dependencies: what the console
+needs), `test` and `lint` the `dev` extra on top (the test tools, PostgreSQL's driver and the agent frameworks),
+so a first `run` stays light and a `run` after `test` installs nothing. The stamp in the environment records
+pyproject.toml's hash and which of the two was installed; when pyproject.toml changes, the next command
+installs again what it needs. Once the environment is ready, the command takes this process's place, so
+Ctrl-C reaches it alone: in the console it stops the answer being written, in pytest it ends the run with
+pytest's report.
 """
 
 from __future__ import annotations
@@ -28,20 +33,40 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".omni-bridge-installed"
 
 
-def ensure_environment() -> None:
+LEVELS = {"run": "", "dev": "[dev]"}
+"""What each level installs with `pip install -e ROOT…`: `run` the base dependencies, `dev` the extra too."""
+
+
+def installed_level(wanted: str) -> str | None:
+    """The level the stamp says is installed for pyproject.toml's hash `wanted`; None: nothing, or outdated.
+
+    A stamp is `HASH LEVEL`; one with the hash alone was written before levels existed, when every install was
+    the `dev` one.
+    """
+    try:
+        digest, _, level = STAMP.read_text(encoding="utf-8").strip().partition(" ")
+    except FileNotFoundError:
+        return None
+    return (level or "dev") if digest == wanted else None
+
+
+def ensure_environment(level: str) -> None:
+    """Make the environment hold what `level` (`run` or `dev`) needs; `dev` holds all that `run` does."""
     if sys.version_info < (3, 11):  # noqa: UP036 - this script must run on old Pythons to say so
         sys.exit(f"omni-bridge needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print(f"[dev] creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text(encoding="utf-8").strip() == wanted:
+    if installed_level(wanted) in (level, "dev"):
         return
-    print("[dev] installing omni-bridge and its test tools (first run, or pyproject.toml changed)", flush=True)
+    what = "omni-bridge" if level == "run" else "omni-bridge and its test tools"
+    print(f"[dev] installing {what} (first run, or pyproject.toml changed)", flush=True)
+    # The pip the environment was made with (ensurepip's: 22.3 or later on 3.11) installs an editable package from
+    # pyproject.toml alone (PEP 660), so it is not upgraded first: that was a download on every first run.
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
-    STAMP.write_text(wanted, encoding="utf-8")
+    subprocess.run([*pip, "install", "-e", f"{ROOT}{LEVELS[level]}"], check=True)
+    STAMP.write_text(f"{wanted} {level}", encoding="utf-8")
 
 
 def hand_over(cmd: list[str]) -> int:
@@ -79,7 +104,7 @@ def main(argv: list[str]) -> int:
         return 2
     command, rest = argv[0], argv[1:]
     try:
-        ensure_environment()
+        ensure_environment("run" if command == "run" else "dev")
         if command == "run":
             cmd = [str(BIN / "omni-bridge"), "chat", "--sandbox", *rest]
         elif command == "lint":

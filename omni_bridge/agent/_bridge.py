@@ -21,16 +21,15 @@ import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 import httpx2
 
 from omni_bridge._locks import KeyedLocks
 from omni_bridge.agent.connection import OmniConnection
 from omni_bridge.agent.conversation import Conversation
 from omni_bridge.agent.conversation_store import ConversationStore, MemoryConversationStore
-from omni_bridge.agent.engines import ClaudeEngine, Engine, JobOptions, OmniEngine, Run
+from omni_bridge.agent.engines import Engine, JobOptions, OmniEngine, Run
 from omni_bridge.agent.events import AssistantMessage, ErrorEvent, Event, FinalMessage, UsageLedger, new_message_id
 from omni_bridge.agent.identity import EndUser, OmniIdentity
 from omni_bridge.config import Settings, load_settings
@@ -39,6 +38,11 @@ from omni_bridge.prompts import system_prompt
 from omni_bridge.sandbox import Sandbox
 from omni_bridge.tools import OmniRestClient, SessionPool, shared_ssl_context
 from omni_bridge.types import EngineName
+
+if TYPE_CHECKING:
+    import anthropic
+
+    from omni_bridge.agent.engines import ClaudeEngine
 
 __all__ = ["Bridge"]
 
@@ -141,6 +145,11 @@ class Bridge:
         await self._stack.aclose()
 
     def _claude_engine(self, stack: contextlib.AsyncExitStack) -> ClaudeEngine:
+        # The `anthropic` SDK takes a second or more to import: loaded only when a bridge answers with Claude.
+        import anthropic
+
+        from omni_bridge.agent.engines import ClaudeEngine
+
         settings = self.settings
         client = self._anthropic
         if client is None:

@@ -18,7 +18,14 @@ agent, MCP, the sandbox, uvicorn) only when it runs, so `--help` and `--version`
 
 `main` owns what every command shares: logging (`-v`, `--log-level` or `BRIDGE_LOG_LEVEL`; on stderr, never
 stdout) and the exit codes of a bad option, setting or port (2, one line), Ctrl-C (130) and a reader that went
-away (`| head`: 141, as for a Unix tool killed by SIGPIPE, and nothing printed).
+away (`| head`: 141, as for a Unix tool killed by SIGPIPE, and nothing printed). `omni-bridge` alone prints the
+help on stderr and exits 2, as click (8.2 and later) and Typer do for a group called without its command: the
+command was missing, so a script must not take it for success.
+
+argparse, not click or Typer: the commands, their tests and `--help`'s start without any SDK were already on it,
+and what it lacked for 3.11 (wrapping, typo suggestions) is a few lines in `options.Parser`; click would be one
+more dependency of every install, and Typer two (with Rich's import on every `--help`). The help's conventions
+are listed in `options`.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from collections.abc import Sequence
 
 from omni_bridge import __version__
 from omni_bridge.cli import ask, chat, demo, doctor, mcp_proxy, prune, sandbox, serve
-from omni_bridge.cli.options import Parser
+from omni_bridge.cli.options import Parser, examples
 from omni_bridge.exceptions import ConfigError, IdentityError
 
 __all__ = ["build_parser", "main"]
@@ -48,10 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="omni-bridge",
         description="Put an LLM agent in front of Omni Analytics data, acting for each end user. "
         "Settings come from OMNI_*, ANTHROPIC_* and BRIDGE_* variables or a .env file; "
-        "with no OMNI_BASE_URL the embedded sandbox stands in for Omni.",
+        "with no OMNI_BASE_URL the embedded sandbox stands in for Omni. "
+        "`omni-bridge COMMAND --help` tells more about each command.",
+        epilog=examples(
+            "# the console agent on the sandbox: no Omni, no API key",
+            "omni-bridge chat --sandbox",
+            'omni-bridge ask "revenue by region" --sandbox --json',
+            "# the HTTP service and its chat page",
+            "omni-bridge serve --sandbox",
+            "# the settings in use, and Omni as one end user sees it",
+            "omni-bridge doctor -u cust-42",
+        ),
     )
-    parser.add_argument("--version", action="version", version=f"omni-bridge {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("-V", "--version", action="version", version=f"omni-bridge {__version__}")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
     for command in _COMMANDS:
         command.add_command(commands)
     _log_options(parser, default=None)
@@ -73,8 +90,10 @@ def _log_options(parser: argparse.ArgumentParser, *, default: object) -> None:
         "--log-level",
         type=str.upper,
         choices=_LOG_LEVELS,
+        metavar="LEVEL",
         default=default,
-        help="log level of omni-bridge and its HTTP servers; wins over -v and BRIDGE_LOG_LEVEL",
+        help=f"log level of omni-bridge and its HTTP servers ({', '.join(_LOG_LEVELS)}); "
+        "wins over -v and BRIDGE_LOG_LEVEL",
     )
 
 
@@ -103,7 +122,11 @@ def _configure_logging(level: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `omni-bridge` command with `argv` (default: the process's arguments); returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     _configure_logging(_log_level(args))
     try:
         code: int = args.handler(args)

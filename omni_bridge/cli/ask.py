@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from omni_bridge.cli.options import add_console_options, command_settings
+from omni_bridge.cli.options import add_console_options, command_settings, examples
 from omni_bridge.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -23,13 +23,13 @@ def add_command(commands: Commands) -> None:
         description="Answer one question as one end user, streamed like in the chat. With --json, print "
         "one JSON object (the final message with its parts, plus conversation_id, engine, user, tool_calls "
         "and errors) and nothing else on stdout. Exit code: 0 completed, 1 errored, 2 bad option or setting.",
-        epilog="examples:\n"
-        '  omni-bridge ask "revenue by region" --sandbox\n'
-        '  omni-bridge ask "top 5 products by revenue in 2025" --sandbox --user bob --json | jq .parts\n'
-        '  omni-bridge ask "and by month?" --user cust-42 --conversation conv_0123',
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            'omni-bridge ask "revenue by region" --sandbox',
+            'omni-bridge ask "top 5 products by revenue" -s -u bob --json | jq .parts',
+            'omni-bridge ask "and by month?" --user cust-42 --conversation conv_0123',
+        ),
     )
-    ask.add_argument("question", help="the question, in plain words")
+    ask.add_argument("question", metavar="QUESTION", help="the question, in plain words")
     add_console_options(ask)
     ask.add_argument("--json", action="store_true", help="print the answer as one JSON object on stdout")
     ask.set_defaults(handler=run)

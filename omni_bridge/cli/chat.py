@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from omni_bridge.cli.options import add_console_options, command_settings
+from omni_bridge.cli.options import add_console_options, command_settings, examples
 
 if TYPE_CHECKING:
     from omni_bridge.cli.options import Commands
@@ -23,12 +23,15 @@ def add_command(commands: Commands) -> None:
         "On a terminal: line editing, history, a live status line; Ctrl-C stops an answer, Ctrl-D leaves. "
         "Through a pipe: each input line is answered in turn, in plain text. Type /help for the commands "
         "(/new, /user NAME, /engine claude|omni, /usage, /quit); a number asks that follow-up.",
-        epilog="examples:\n"
-        "  omni-bridge chat --sandbox                      # no Omni, no API key needed: the sandbox as alice\n"
-        "  omni-bridge chat --sandbox --user bob --engine omni\n"
-        "  printf 'revenue by region\\n/user bob\\nrevenue by region\\n' | omni-bridge chat --sandbox\n"
-        "  omni-bridge chat --user cust-42 --conversation conv_0123   # resume, on the Omni in OMNI_BASE_URL",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            "# no Omni, no API key needed: the sandbox, as alice",
+            "omni-bridge chat --sandbox",
+            "omni-bridge chat -s -u bob -e omni",
+            "# through a pipe: each line answered in turn",
+            "printf 'revenue by region\\n/user bob\\nrevenue by region\\n' | omni-bridge chat",
+            "# resume a conversation, on the Omni in OMNI_BASE_URL",
+            "omni-bridge chat --user cust-42 --conversation conv_0123",
+        ),
     )
     add_console_options(chat)
     chat.set_defaults(handler=run)

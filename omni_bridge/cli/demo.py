@@ -13,6 +13,7 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from omni_bridge.cli.options import examples
 from omni_bridge.exceptions import IdentityError
 
 if TYPE_CHECKING:
@@ -40,9 +41,25 @@ def add_command(commands: Commands) -> None:
         help="ask sample questions as several embed users on the sandbox",
         description="Start the sandbox in-process and ask each question as each user, "
         "showing that row-level security gives each user their own numbers.",
+        epilog=examples(
+            "omni-bridge demo                   # five sample questions as alice and bob",
+            'omni-bridge demo -u alice -u carol -q "revenue by region"',
+        ),
     )
-    demo.add_argument("--user", action="append", help="embed user external id (repeatable; default alice, bob)")
-    demo.add_argument("--question", action="append", help="question to ask (repeatable; default: five samples)")
+    demo.add_argument(
+        "-u",
+        "--user",
+        metavar="USER",
+        action="append",
+        help="an embed user's external id (repeatable; default alice, bob)",
+    )
+    demo.add_argument(
+        "-q",
+        "--question",
+        metavar="QUESTION",
+        action="append",
+        help="a question to ask (repeatable; default: five samples)",
+    )
     demo.set_defaults(handler=run)
 
 

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
+from omni_bridge.cli.options import examples
 from omni_bridge.exceptions import ConfigError, IdentityError, OmniError, OmniHTTPError
 
 if TYPE_CHECKING:
@@ -38,16 +39,19 @@ def add_command(commands: Commands) -> None:
         description="Print the configuration (secrets hidden) and check Omni's REST API with the key. With "
         "--user, also find that end user in Omni and list the MCP tools they get, acting for them as every "
         "command does; without it MCP is not checked, since the bridge never calls Omni's tools as the key's owner.",
-        epilog="examples:\n"
-        "  omni-bridge doctor                          # settings and the REST API of OMNI_BASE_URL\n"
-        "  omni-bridge doctor --user cust-42           # ... and cust-42's MCP tools\n"
-        "  omni-bridge doctor --sandbox --user alice   # the in-process sandbox, as alice",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            "omni-bridge doctor                 # settings, and OMNI_BASE_URL's REST API",
+            "omni-bridge doctor -u cust-42      # ... and cust-42's MCP tools",
+            "omni-bridge doctor -s -u alice     # the in-process sandbox, as alice",
+        ),
     )
-    doctor.add_argument("--sandbox", action="store_true", help="check an in-process sandbox instead of OMNI_BASE_URL")
     doctor.add_argument(
+        "-s", "--sandbox", action="store_true", help="check an in-process sandbox instead of OMNI_BASE_URL"
+    )
+    doctor.add_argument(
+        "-u",
         "--user",
-        metavar="EXTERNAL_ID",
+        metavar="USER",
         help="check MCP as this end user (their Omni external id as is, e.g. acme/cust-42 for a namespaced "
         "tenant's user; resolved through Omni like in chat and ask)",
     )

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from omni_bridge.cli.options import port_number
+from omni_bridge.cli.options import add_listen_options, examples
 from omni_bridge.exceptions import ConfigError, IdentityError, OmniError
 
 if TYPE_CHECKING:
@@ -51,28 +51,45 @@ def add_command(commands: Commands) -> None:
         help="serve Omni's tools over MCP (stdio or HTTP), each request as its own end user",
         description="An MCP server in front of Omni: stdio for a desktop client acting for one user, or "
         "streamable HTTP for many users, each named per request. Calls go through the bridge's identity "
-        "resolver and per-user session pool.",
+        "resolver and per-user session pool. It also takes the variables of Omni's own stdio bridge "
+        "(@omni-co/mcp: MCP_SERVER_URL, MCP_API_KEY, MCP_USER_ID, ...), so it can replace it in a client's settings.",
+        epilog=examples(
+            "omni-bridge mcp-proxy -u cust-42   # stdio, acting for cust-42",
+            "# HTTP: callers send a service key and X-Bridge-User",
+            "BRIDGE_SERVICE_KEYS=acme:$KEY omni-bridge mcp-proxy -t http -p 8766",
+            "omni-bridge mcp-proxy -s -u alice  # stdio, on an in-process sandbox",
+        ),
     )
-    proxy.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default: stdio")
+    proxy.add_argument(
+        "-t", "--transport", choices=("stdio", "http"), default="stdio", help="stdio (default) or streamable HTTP"
+    )
     who = proxy.add_mutually_exclusive_group()
-    who.add_argument("--user", help="stdio: the end user's external id (env BRIDGE_USER), resolved through Omni")
-    who.add_argument("--user-id", help="stdio: an Omni user id, used as is (env MCP_USER_ID)")
-    proxy.add_argument("--sandbox", action="store_true", help="use an in-process sandbox instead of OMNI_BASE_URL")
+    who.add_argument(
+        "-u",
+        "--user",
+        metavar="USER",
+        help="stdio: the end user's external id (env BRIDGE_USER), resolved through Omni",
+    )
+    who.add_argument("--user-id", metavar="ID", help="stdio: an Omni user id, used as is (env MCP_USER_ID)")
+    proxy.add_argument(
+        "-s", "--sandbox", action="store_true", help="use an in-process sandbox instead of OMNI_BASE_URL"
+    )
     proxy.add_argument(
         "--shape-results",
         action="store_true",
         help="cut large results to the token budget and offer read_result (default: pass results through)",
     )
-    proxy.add_argument("--host", default="127.0.0.1", help="http: interface to listen on (default 127.0.0.1)")
-    proxy.add_argument("--port", type=port_number, default=8766, help="http: port (default 8766; 0 picks a free one)")
-    proxy.add_argument("--path", default="/mcp", help="http: where MCP is served (default /mcp)")
+    add_listen_options(proxy, port=8766, prefix="http: ")
+    proxy.add_argument("--path", metavar="PATH", default="/mcp", help="http: where MCP is served (default /mcp)")
     proxy.add_argument(
         "--user-header",
+        metavar="HEADER",
         # default: the proxy's own DEFAULT_USER_HEADER, read when it runs (it is in the MCP-heavy part)
         help="http: request header naming the end user's external id (default X-Bridge-User)",
     )
     proxy.add_argument(
         "--service-key",
+        metavar="KEY",
         action="append",
         default=[],
         help="http: a bearer key callers may send (repeatable; 16 characters at least); prefer env "

@@ -14,6 +14,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from omni_bridge.cli.options import examples
+
 if TYPE_CHECKING:
     from omni_bridge.cli.options import Commands
     from omni_bridge.stores import PruneCounts, StoreLocation
@@ -42,11 +44,11 @@ def add_command(commands: Commands) -> None:
         "conversation, conversations that belong to no thread, and artifacts. A thread whose response is "
         "still queued or running is kept. The service does the same at start and hourly; this command is for "
         "a store nothing serves, a cron job, or to see first what would go (--dry-run).",
-        epilog="examples:\n"
-        "  omni-bridge prune --dry-run                  # what BRIDGE_RETENTION_DAYS would delete now\n"
-        "  omni-bridge prune --days 30                  # delete what is older than 30 days\n"
-        "  omni-bridge prune --days 7 --store postgresql://bridge@db/bridge",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            "omni-bridge prune -n               # what would go now (BRIDGE_RETENTION_DAYS)",
+            "omni-bridge prune --days 30        # delete what is older than 30 days",
+            "omni-bridge prune --days 7 --store postgresql://bridge@db/bridge",
+        ),
     )
     prune.add_argument(
         "--days",
@@ -54,7 +56,7 @@ def add_command(commands: Commands) -> None:
         metavar="N",
         help="keep the last N days (a number above 0; default BRIDGE_RETENTION_DAYS, where 0 keeps everything)",
     )
-    prune.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    prune.add_argument("-n", "--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     prune.add_argument(
         "--store",
         metavar="URL",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omni_bridge import __version__
-from omni_bridge.cli.options import port_number
+from omni_bridge.cli.options import add_listen_options, examples
 
 if TYPE_CHECKING:
     from omni_bridge.cli.options import Commands
@@ -22,18 +22,26 @@ def add_command(commands: Commands) -> None:
     sandbox = commands.add_parser(
         "sandbox",
         help="run the local Omni look-alike (MCP + REST, demo data)",
-        description="Run the Omni sandbox until Ctrl-C.",
+        description="Run the Omni sandbox (MCP and REST, with demo data and embed users) until Ctrl-C, for the "
+        "bridge, an MCP client or your own code to talk to as they would to Omni. It prints its URLs and keys.",
+        epilog=examples(
+            "omni-bridge sandbox                # on http://127.0.0.1:8765",
+            "omni-bridge sandbox -p 0 --memory  # any free port; jobs forgotten on stop",
+            "# in another shell: the bridge on it, as a real Omni",
+            "OMNI_BASE_URL=http://127.0.0.1:8765 OMNI_API_KEY=... omni-bridge chat",
+        ),
     )
-    sandbox.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=port_number, default=8765, help="port (default 8765; 0 picks a free one)")
+    add_listen_options(sandbox, port=8765)
     sandbox.add_argument(
         "--job-step-seconds",
+        metavar="SECONDS",
         type=float,
         default=1.0,
         help="time each AI job state lasts, so polling clients see progress (default 1.0)",
     )
     sandbox.add_argument(
         "--data-dir",
+        metavar="DIR",
         type=Path,
         default=None,
         help="where AI jobs and conversations are kept across restarts (default: BRIDGE_DATA_DIR/sandbox)",

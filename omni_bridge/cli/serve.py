@@ -14,7 +14,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from omni_bridge import __version__
-from omni_bridge.cli.options import command_settings, port_number
+from omni_bridge.cli.options import add_listen_options, add_sandbox_option, command_settings, examples
 
 if TYPE_CHECKING:
     import socket
@@ -37,19 +37,16 @@ def add_command(commands: Commands) -> None:
         description="Serve the HTTP API for chatbot backends until Ctrl-C. Backends authenticate with a service "
         "key (BRIDGE_SERVICE_KEYS, name:key pairs) and name the end user in X-Bridge-User. Without keys the "
         "service makes a development key, but only on a loopback host or with the sandbox.",
-        epilog="examples:\n"
-        "  omni-bridge serve --sandbox                    # no Omni, no keys: a development key is printed\n"
-        "  BRIDGE_SERVICE_KEYS=acme:$KEY omni-bridge serve --host 0.0.0.0 --port 8080\n"
-        "  BRIDGE_STORE_URL=postgresql://bridge@db/bridge omni-bridge serve --worker-id web-1",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            "# no Omni, no keys: a development key is printed",
+            "omni-bridge serve --sandbox",
+            "BRIDGE_SERVICE_KEYS=acme:$KEY omni-bridge serve --host 0.0.0.0 -p 8080",
+            "# one of several workers sharing a PostgreSQL store",
+            "BRIDGE_STORE_URL=postgresql://bridge@db/bridge omni-bridge serve --worker-id a",
+        ),
     )
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=port_number, default=8080, help="port (default 8080; 0 picks a free one)")
-    serve.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="start the embedded Omni sandbox in-process and use it, even when OMNI_BASE_URL is set",
-    )
+    add_listen_options(serve, port=8080)
+    add_sandbox_option(serve)
     serve.add_argument("--worker-id", metavar="ID", help="this worker's name in leases (default: host-pid-random)")
     serve.set_defaults(handler=run)
 
