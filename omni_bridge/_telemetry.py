@@ -1,11 +1,10 @@
 """What an operator can plug in: OpenTelemetry spans (optional) and Prometheus metrics, for every room.
 
 Spans follow OpenTelemetry's GenAI semantic conventions (status: development): an `invoke_agent omni-bridge`
-span per answer, a `chat {model}` CLIENT span per Messages API request (`gen_ai.usage.*` from the reply), an
-`execute_tool {tool}` span per tool call, and an HTTP CLIENT span per Omni REST attempt named
-`{method} {url.template}` (the route with `{id}` for ids, never the raw URL or the query). The GenAI
-conventions count cache reads and writes inside `gen_ai.usage.input_tokens`, so that attribute is the sum of
-Anthropic's three input counts, and the cache attributes give the parts.
+span per answer (`agent/_telemetry.py`), an `execute_tool {tool}` span per tool call and an HTTP CLIENT span
+per Omni REST attempt named `{method} {url.template}` (the route with `{id}` for ids, never the raw URL or the
+query; `tools/_telemetry.py`). The SDKs underneath add theirs in the same tree: `anthropic` a GenAI `chat`
+span per Messages API request (model, usage, cache reads and writes), `mcp` a span per MCP message.
 
 OpenTelemetry is an optional extra (`omni-bridge[otel]`). Without `opentelemetry-api` every helper here is a
 no-op; with the API but no SDK set up, the API's own no-op tracer makes spans cost next to nothing. The bridge
@@ -50,7 +49,6 @@ __all__ = [
     "RUNS_IN_FLIGHT",
     "TOOL_SECONDS",
     "SpanLike",
-    "client_span",
     "current_span",
     "error_type_of",
     "fail",
@@ -163,22 +161,6 @@ def span(name: str, attributes: Mapping[str, AttributeValue], *, kind: Kind = "i
         except BaseException as exc:
             _failed(started, error_type_of(exc))
             raise
-
-
-@contextlib.contextmanager
-def client_span(name: str, attributes: Mapping[str, AttributeValue]) -> Iterator[SpanLike]:
-    """A CLIENT span that is never made current: safe to hold across the `yield`s of an async generator."""
-    if not _OTEL:
-        yield _NO_SPAN
-        return
-    started = _start(name, "client", attributes)
-    try:
-        yield started
-    except BaseException as exc:
-        _failed(started, error_type_of(exc))
-        raise
-    finally:
-        started.end()
 
 
 def current_span() -> SpanLike:

@@ -1,11 +1,11 @@
-"""The agent room's spans and metrics: one `invoke_agent` span per answer, one `chat` span per Messages API call.
+"""The agent room's spans and metrics: an `invoke_agent` span per answer, samples per Messages API request.
 
 Conventions and the no-op rule are in `omni_bridge._telemetry`. The answer span is made by `AnswerTelemetry`
 around `Bridge.ask`, so identity resolution, the engine's LLM calls, tool calls and REST calls all nest under
 it; it counts the answer (`omni_bridge_answers_total{engine,outcome}`), its error type
-(`omni_bridge_answer_errors_total`), and the runs in flight. `llm_call` is the `chat {model}` CLIENT span of
-one request, with the usage of the reply (`gen_ai.usage.input_tokens` includes cache reads and writes, as the
-GenAI conventions count them; Anthropic's own `input_tokens` does not).
+(`omni_bridge_answer_errors_total`), and the runs in flight; its `gen_ai.usage.input_tokens` includes cache
+reads and writes, as the GenAI conventions count them (Anthropic's own `input_tokens` does not). `llm_call`
+samples one Messages API request's latency and tokens; the request's span is the `anthropic` SDK's own.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from omni_bridge._telemetry import (
     LLM_TOKENS,
     RUNS_IN_FLIGHT,
     SpanLike,
-    client_span,
     current_span,
     error_type_of,
     fail,
@@ -120,20 +119,13 @@ def _describe_final(span: SpanLike, event: FinalMessage, error_type: str | None)
 class LlmCall:
     """What the body tells about the request: the reply it got."""
 
-    span: SpanLike
     model: str
     outcome: str = "error"
 
     def finished(self, message: Any) -> None:
-        """Record the reply (an `anthropic.types.Message`): its id, model, stop reason and usage."""
+        """Count the reply's tokens (an `anthropic.types.Message`); the request counts as `ok`."""
         self.outcome = "ok"
-        self.span.set_attribute("gen_ai.response.id", str(message.id))
-        self.span.set_attribute("gen_ai.response.model", str(message.model))
-        if message.stop_reason:
-            self.span.set_attribute("gen_ai.response.finish_reasons", [str(message.stop_reason)])
         usage = Usage.from_api(message.usage)
-        for key, value in _usage_attributes(usage).items():
-            self.span.set_attribute(key, value)
         for kind, count in (
             ("input", usage.input_tokens),
             ("output", usage.output_tokens),
@@ -144,18 +136,16 @@ class LlmCall:
 
 
 @contextlib.asynccontextmanager
-async def llm_call(model: str, max_tokens: int) -> AsyncIterator[LlmCall]:
-    """A `chat {model}` CLIENT span (never current: it is held across a generator's `yield`s) and a latency sample."""
-    attributes: dict[str, str | int] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "anthropic",
-        "gen_ai.request.model": model,
-        "gen_ai.request.max_tokens": max_tokens,
-    }
+async def llm_call(model: str) -> AsyncIterator[LlmCall]:
+    """A sample of `omni_bridge_llm_request_duration_seconds` and the tokens of one Messages API request.
+
+    No span of its own: the `anthropic` SDK makes the GenAI `chat` span of each request itself (model, usage
+    with cache reads and writes, stop reason; no content by default), and it nests under the answer's span
+    because the request starts while that span is current. A second `chat` span would count the tokens twice.
+    """
     started = time.perf_counter()
-    with client_span(f"chat {model}", attributes) as span:
-        call = LlmCall(span, model)
-        try:
-            yield call
-        finally:
-            LLM_SECONDS.labels(model, call.outcome).observe(time.perf_counter() - started)
+    call = LlmCall(model)
+    try:
+        yield call
+    finally:
+        LLM_SECONDS.labels(model, call.outcome).observe(time.perf_counter() - started)

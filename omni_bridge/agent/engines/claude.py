@@ -252,7 +252,7 @@ class ClaudeEngine:
             tools = [*tools[:-1], {**tools[-1], "cache_control": _CACHE}]
         follow_ups = FollowUpFilter()
         async with (
-            llm_call(self.model, self.max_tokens) as traced,
+            llm_call(self.model) as sampled,
             self._client.messages.stream(
                 model=self.model,
                 max_tokens=self.max_tokens,
@@ -277,7 +277,7 @@ class ClaudeEngine:
             if rest:
                 yield TextDelta(**run.stamp(), text=rest)
             message = await stream.get_final_message()
-            traced.finished(message)  # the `chat` span's usage and stop reason
+            sampled.finished(message)  # latency and token metrics (the SDK makes the request's span)
             yield message
 
     async def _run_tools(self, run: Run, tool_uses: list[Any], answer: _Answer) -> AsyncGenerator[Event, None]:
