@@ -19,7 +19,12 @@ from typing import Any
 
 __all__ = ["JsonFormatter"]
 
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's copy of the message with ANSI colours
+}
 """Attributes every record has: what is left of a record's `__dict__` are the caller's `extra=` fields."""
 _SECRET_NAME = re.compile(r"key|token|secret|password|authorization|cookie", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
