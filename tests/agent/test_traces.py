@@ -66,7 +66,15 @@ def settings_for(served: Served, fake_url: str | None, **overrides: Any) -> Any:
 
 def ours(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     """The spans omni-bridge made (not those of the SDKs it uses)."""
-    return [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "omni_bridge"]
+    return [
+        s
+        for s in exporter.get_finished_spans()
+        if s.instrumentation_scope is not None and s.instrumentation_scope.name == "omni_bridge"
+    ]
+
+
+def attrs(span: ReadableSpan) -> dict[str, Any]:
+    return dict(span.attributes or {})
 
 
 def one(spans: list[ReadableSpan], name: str) -> ReadableSpan:
@@ -120,26 +128,25 @@ async def test_a_claude_answer_is_a_span_tree_of_llm_tool_and_rest_calls(
 
     answer = one(recorded, "invoke_agent omni-bridge")
     assert answer.parent is None and answer.kind is SpanKind.INTERNAL
-    assert answer.attributes is not None
-    assert answer.attributes["gen_ai.operation.name"] == "invoke_agent"
-    assert answer.attributes["gen_ai.agent.name"] == "omni-bridge"
-    assert answer.attributes["gen_ai.provider.name"] == "anthropic"
-    assert answer.attributes["gen_ai.conversation.id"] == final.conversation_id
-    assert answer.attributes["enduser.pseudo.id"] == pseudonym("alice")
-    assert answer.attributes["omni_bridge.outcome"] == "completed"
+    assert attrs(answer)["gen_ai.operation.name"] == "invoke_agent"
+    assert attrs(answer)["gen_ai.agent.name"] == "omni-bridge"
+    assert attrs(answer)["gen_ai.provider.name"] == "anthropic"
+    assert attrs(answer)["gen_ai.conversation.id"] == final.conversation_id
+    assert attrs(answer)["enduser.pseudo.id"] == pseudonym("alice")
+    assert attrs(answer)["omni_bridge.outcome"] == "completed"
 
     # One GenAI `chat` span per Messages API request (the anthropic SDK's own), under the answer, each with the
     # usage the fake reported for it; none of ours, so the tokens are not counted twice.
-    assert not [s for s in recorded if (s.attributes or {}).get("gen_ai.operation.name") == "chat"]
+    assert not [s for s in recorded if attrs(s).get("gen_ai.operation.name") == "chat"]
     chats = sorted(
-        (s for s in spans.get_finished_spans() if (s.attributes or {}).get("gen_ai.operation.name") == "chat"),
+        (s for s in spans.get_finished_spans() if attrs(s).get("gen_ai.operation.name") == "chat"),
         key=lambda s: s.start_time or 0,
     )
     assert len(chats) == len(fake.requests) == 2
     for chat, request in zip(chats, fake.requests, strict=True):
         assert chat.kind is SpanKind.CLIENT and chat.parent is not None
         assert chat.parent.span_id == answer.context.span_id
-        attributes = chat.attributes or {}
+        attributes = attrs(chat)
         usage = request.usage
         assert usage is not None
         assert attributes["gen_ai.provider.name"] == "anthropic"
@@ -150,14 +157,14 @@ async def test_a_claude_answer_is_a_span_tree_of_llm_tool_and_rest_calls(
             usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
         )
     # The second request reads the prompt cache the first one wrote.
-    assert (chats[1].attributes or {})["gen_ai.usage.cache_read.input_tokens"] > 0
+    assert attrs(chats[1])["gen_ai.usage.cache_read.input_tokens"] > 0
     # The answer span carries the answer's total usage, cache reads and writes counted in the input (GenAI).
     total = final.message.usage
     assert total is not None and total.cache_read_input_tokens > 0
-    assert (answer.attributes or {})["gen_ai.usage.output_tokens"] == total.output_tokens
-    assert (answer.attributes or {})["gen_ai.usage.cache_read.input_tokens"] == total.cache_read_input_tokens
-    assert (answer.attributes or {})["gen_ai.usage.cache_creation.input_tokens"] == total.cache_creation_input_tokens
-    assert (answer.attributes or {})["gen_ai.usage.input_tokens"] == sum(
+    assert attrs(answer)["gen_ai.usage.output_tokens"] == total.output_tokens
+    assert attrs(answer)["gen_ai.usage.cache_read.input_tokens"] == total.cache_read_input_tokens
+    assert attrs(answer)["gen_ai.usage.cache_creation.input_tokens"] == total.cache_creation_input_tokens
+    assert attrs(answer)["gen_ai.usage.input_tokens"] == sum(
         (r.usage.input_tokens + r.usage.cache_read_input_tokens + r.usage.cache_creation_input_tokens)
         for r in fake.requests
         if r.usage is not None
@@ -168,20 +175,20 @@ async def test_a_claude_answer_is_a_span_tree_of_llm_tool_and_rest_calls(
     finished = next(e for e in events if isinstance(e, ToolCallFinished))
     tool = one(recorded, "execute_tool getData")
     assert tool.parent is not None and tool.parent.span_id == answer.context.span_id
-    assert (tool.attributes or {})["gen_ai.operation.name"] == "execute_tool"
-    assert (tool.attributes or {})["gen_ai.tool.name"] == "getData"
-    assert (tool.attributes or {})["gen_ai.tool.call.id"] == started.call_id
+    assert attrs(tool)["gen_ai.operation.name"] == "execute_tool"
+    assert attrs(tool)["gen_ai.tool.name"] == "getData"
+    assert attrs(tool)["gen_ai.tool.call.id"] == started.call_id
     assert finished.row_count is not None and finished.row_count > 0
-    assert (tool.attributes or {})["omni_bridge.tool.rows"] == finished.row_count
+    assert attrs(tool)["omni_bridge.tool.rows"] == finished.row_count
     assert tool.status.status_code is not StatusCode.ERROR
 
     # Omni REST calls (resolving alice) are CLIENT spans in the answer's trace, named by route template.
-    rest = [s for s in recorded if (s.attributes or {}).get("http.request.method")]
+    rest = [s for s in recorded if attrs(s).get("http.request.method")]
     assert rest, [s.name for s in recorded]
     for call in rest:
         assert call.kind is SpanKind.CLIENT
         assert descends_from(call, answer, recorded)
-        attributes = call.attributes or {}
+        attributes = attrs(call)
         assert call.name == f"{attributes['http.request.method']} {attributes['url.template']}"
         assert isinstance(attributes["http.response.status_code"], int)
         assert "?" not in str(attributes["url.template"])
@@ -207,8 +214,8 @@ async def test_an_llm_failure_marks_the_answer_span_with_the_apis_error_type(
     recorded = ours(spans)
     answer = one(recorded, "invoke_agent omni-bridge")
     assert answer.status.status_code is StatusCode.ERROR
-    assert (answer.attributes or {})["error.type"] == "invalid_request_error"
-    assert (answer.attributes or {})["enduser.pseudo.id"] == pseudonym("bob")
+    assert attrs(answer)["error.type"] == "invalid_request_error"
+    assert attrs(answer)["enduser.pseudo.id"] == pseudonym("bob")
     assert not answer.status.description  # the status carries no message (it might quote a server)
 
 
@@ -221,16 +228,16 @@ async def test_an_omni_engine_answer_traces_its_ai_job_calls_by_route(
     assert isinstance(final, FinalMessage) and final.message.outcome == "completed"
     recorded = ours(spans)
     answer = one(recorded, "invoke_agent omni-bridge")
-    assert (answer.attributes or {})["gen_ai.provider.name"] == "omni"
-    assert (answer.attributes or {})["omni_bridge.engine"] == "omni"
-    assert (answer.attributes or {})["enduser.pseudo.id"] == pseudonym("carol")
-    rest = [s for s in recorded if (s.attributes or {}).get("http.request.method")]
+    assert attrs(answer)["gen_ai.provider.name"] == "omni"
+    assert attrs(answer)["omni_bridge.engine"] == "omni"
+    assert attrs(answer)["enduser.pseudo.id"] == pseudonym("carol")
+    rest = [s for s in recorded if attrs(s).get("http.request.method")]
     names = {s.name for s in rest}
     assert "POST /api/v1/ai/jobs" in names
     assert "GET /api/v1/ai/jobs/{id}" in names or "GET /api/v1/ai/jobs/{id}/result" in names
     for call in rest:
         assert descends_from(call, answer, recorded)
-        assert (call.attributes or {})["server.address"] == "127.0.0.1"
+        assert attrs(call)["server.address"] == "127.0.0.1"
     job_calls = [s for s in rest if "/ai/jobs/" in s.name]
     assert job_calls and all("{id}" in s.name for s in job_calls)
     values = every_attribute_value(spans)
