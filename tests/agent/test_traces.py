@@ -33,6 +33,19 @@ MODEL = "claude-test-model"
 _EXPORTER = InMemorySpanExporter()
 
 
+class _WhileRecording(SimpleSpanProcessor):
+    """Exports only during a test that asks for `spans`: the provider stays for the process, the spans do not."""
+
+    recording = False
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.recording:
+            super().on_end(span)
+
+
+_PROCESSOR = _WhileRecording(_EXPORTER)
+
+
 def _install_exporter() -> None:
     """One SDK provider for the process (OpenTelemetry allows setting it once), exporting to `_EXPORTER`."""
     provider = trace.get_tracer_provider()
@@ -40,7 +53,7 @@ def _install_exporter() -> None:
         provider = TracerProvider()
         trace.set_tracer_provider(provider)
     if not getattr(provider, "_omni_bridge_test_exporter", False):
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        provider.add_span_processor(_PROCESSOR)
         provider._omni_bridge_test_exporter = True  # type: ignore[attr-defined]
 
 
@@ -48,7 +61,9 @@ def _install_exporter() -> None:
 def spans() -> Iterator[InMemorySpanExporter]:
     _install_exporter()
     _EXPORTER.clear()
+    _PROCESSOR.recording = True
     yield _EXPORTER
+    _PROCESSOR.recording = False
     _EXPORTER.clear()
 
 
