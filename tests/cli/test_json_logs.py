@@ -16,6 +16,8 @@ import pytest
 from omni_bridge._logs import JsonFormatter
 from tests.cli.console_helpers import clean_env, run_cli
 
+SECRET = "sk-ant-json-logs-secret-0123456789"
+
 
 def parsed_lines(stderr: str) -> list[dict[str, object]]:
     lines = [line for line in stderr.splitlines() if line.strip()]
@@ -26,7 +28,7 @@ def parsed_lines(stderr: str) -> list[dict[str, object]]:
 @pytest.mark.parametrize("how", ["option", "setting"])
 async def test_every_log_line_of_a_command_is_one_json_object(tmp_path: Path, how: str) -> None:
     args = ["ask", "revenue by region", "--sandbox", "--json", "-vv"]
-    extra = {}
+    extra = {"ANTHROPIC_API_KEY": SECRET, "BRIDGE_ENGINE": "omni"}  # a key the process holds but never logs
     if how == "option":
         args += ["--log-format", "json"]
     else:
@@ -40,6 +42,7 @@ async def test_every_log_line_of_a_command_is_one_json_object(tmp_path: Path, ho
         assert line["level"] in {"DEBUG", "INFO", "WARNING", "ERROR"}
         assert "color_message" not in line
     assert any(str(line["logger"]).startswith("omni_bridge.") for line in lines)
+    assert SECRET not in done.stderr
     assert json.loads(done.stdout)["parts"]  # stdout still carries the answer alone
 
 
