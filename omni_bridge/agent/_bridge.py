@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 
 from omni_bridge._locks import KeyedLocks
+from omni_bridge.agent._telemetry import AnswerTelemetry
 from omni_bridge.agent.connection import OmniConnection
 from omni_bridge.agent.conversation import Conversation
 from omni_bridge.agent.conversation_store import ConversationStore, MemoryConversationStore
@@ -242,9 +243,27 @@ class Bridge:
         """
         if not question.strip():
             raise ValueError("question must not be empty")
+        user_key = user if isinstance(user, str) else user.external_id
+        telemetry = AnswerTelemetry(user_key, engine or self.settings.effective_engine())
+        answer = self._ask(user, question, conversation_id, engine, save, job_options, telemetry)
+        async with contextlib.aclosing(telemetry.follow(answer)) as events:  # the answer's span and metrics
+            async for event in events:
+                yield event
+
+    async def _ask(
+        self,
+        user: str | EndUser,
+        question: str,
+        conversation_id: str | None,
+        engine: EngineName | None,
+        save: Callable[[Conversation], Awaitable[None]] | None,
+        job_options: JobOptions | None,
+        telemetry: AnswerTelemetry,
+    ) -> AsyncGenerator[Event, None]:
         parts = self._running
         identity = await self.resolve(user)
         conversation = await self._conversation(identity, conversation_id, engine)
+        telemetry.describe(engine=conversation.engine, conversation_id=conversation.id)
         save = save or parts.store.save
         async with self._locks.hold(conversation.id):
             run = Run(

@@ -16,9 +16,10 @@ its parser (`add_command`) and running it (`run`, returning an exit code); what 
 and the console agent behind `chat` and `ask` in `console`. A command module imports its heavy parts (the
 agent, MCP, the sandbox, uvicorn) only when it runs, so `--help` and `--version` start at once.
 
-`main` owns what every command shares: logging (`-v`, `--log-level` or `BRIDGE_LOG_LEVEL`; on stderr, never
-stdout) and the exit codes of a bad option, setting or port (2, one line), Ctrl-C (130) and a reader that went
-away (`| head`: 141, as for a Unix tool killed by SIGPIPE, and nothing printed). `omni-bridge` alone prints the
+`main` owns what every command shares: logging (`-v`, `--log-level` or `BRIDGE_LOG_LEVEL`; `--log-format json`
+or `BRIDGE_LOG_FORMAT=json` for one JSON object per line; on stderr, never stdout) and the exit codes of a bad
+option, setting or port (2, one line), Ctrl-C (130) and a reader that went away (`| head`: 141, as for a Unix
+tool killed by SIGPIPE, and nothing printed). `omni-bridge` alone prints the
 help on stderr and exits 2, as click (8.2 and later) and Typer do for a group called without its command: the
 command was missing, so a script must not take it for success.
 
@@ -95,6 +96,13 @@ def _log_options(parser: argparse.ArgumentParser, *, default: object) -> None:
         help=f"log level of omni-bridge and its HTTP servers ({', '.join(_LOG_LEVELS)}); "
         "wins over -v and BRIDGE_LOG_LEVEL",
     )
+    logs.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=("text", "json"),
+        default=default,
+        help="text lines, or json: one JSON object per line (default: BRIDGE_LOG_FORMAT, else text)",
+    )
 
 
 def _log_level(args: argparse.Namespace) -> int:
@@ -112,10 +120,27 @@ def _log_level(args: argparse.Namespace) -> int:
         return logging.WARNING
 
 
-def _configure_logging(level: int) -> None:
+def _log_format(args: argparse.Namespace) -> str:
+    """--log-format, else BRIDGE_LOG_FORMAT (environment or .env), else text."""
+    if getattr(args, "log_format", None):
+        return str(args.log_format)
+    from omni_bridge.config import load_settings
+
+    try:
+        return load_settings().bridge_log_format
+    except ConfigError:
+        return "text"
+
+
+def _configure_logging(level: int, log_format: str = "text") -> None:
     # stderr: stdout carries the answers (and `ask --json`'s one JSON object). Only the bridge's own loggers and
     # uvicorn's follow the level; other libraries stay at WARNING (their DEBUG logs may show request headers).
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if log_format == "json":
+        from omni_bridge._logs import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     for name in ("omni_bridge", "uvicorn"):
         logging.getLogger(name).setLevel(level)
 
@@ -127,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    _configure_logging(_log_level(args))
+    _configure_logging(_log_level(args), _log_format(args))
     try:
         code: int = args.handler(args)
     except (ConfigError, IdentityError) as exc:

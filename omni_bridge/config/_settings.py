@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     bridge_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="WARNING", description="Level of the omni_bridge.* and uvicorn.* logs the CLI writes to stderr."
     )
+    bridge_log_format: Literal["text", "json"] = Field(
+        default="text", description="Logs as text lines, or json: one JSON object per line (time, level, logger...)."
+    )
+    bridge_metrics: Literal["off", "open", "key"] = Field(
+        default="open", description="GET /metrics of serve: open to anyone, key (a service key), or off (no route)."
+    )
     bridge_max_turns: int = Field(default=8, ge=1, le=50, description="Claude requests per answer at most.")
     bridge_tools_allow: NameList = Field(
         default=(), description="Only these Omni tools are offered to the model (comma-separated; empty: all)."
@@ -180,6 +186,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("bridge_log_format", "bridge_metrics", mode="before")
+    @classmethod
+    def _lower_choice(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def uses_sandbox(self) -> bool:

@@ -31,6 +31,7 @@ from omni_bridge.config import Settings
 from omni_bridge.server._docs import docs_routes
 from omni_bridge.server._envelope import ApiError, exception_handlers, ok
 from omni_bridge.server._jobs_api import jobs_routes
+from omni_bridge.server._metrics import metrics_routes
 from omni_bridge.server._openapi import ApiRoute, Operation, openapi_document
 from omni_bridge.server._service import Service
 from omni_bridge.server._threads_api import threads_routes
@@ -142,6 +143,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Starlet
         *docs_routes(),
         *threads_routes(service),
         *jobs_routes(service),
+        *metrics_routes(service),  # GET /metrics, as BRIDGE_METRICS says
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())
     app.state.service = service

@@ -34,6 +34,7 @@ __all__ = [
     "is_loopback",
     "owner_from_request",
     "parse_service_keys",
+    "tenant_from_request",
     "user_from_request",
 ]
 
@@ -145,6 +146,15 @@ def owner_from_request(request: Request, keys: ServiceKeys) -> Owner:
         ApiError: 401 without a valid `Authorization: Bearer <service key>`; 400 without a usable
             `X-Bridge-User`.
     """
+    return Owner(tenant=tenant_from_request(request, keys), user=user_from_request(request))
+
+
+def tenant_from_request(request: Request, keys: ServiceKeys) -> str:
+    """The tenant of the request's bearer service key.
+
+    Raises:
+        ApiError: 401 without a valid `Authorization: Bearer <service key>`.
+    """
     header = request.headers.get("authorization")
     if header is None:
         raise ApiError(
@@ -161,7 +171,7 @@ def owner_from_request(request: Request, keys: ServiceKeys) -> Owner:
     tenant = keys.tenant_of(token.strip())
     if tenant is None:
         raise ApiError(401, "unauthorized", "the service key is not valid", headers=_UNAUTHORIZED_HEADERS)
-    return Owner(tenant=tenant, user=user_from_request(request))
+    return tenant
 
 
 def user_from_request(request: Request) -> str:

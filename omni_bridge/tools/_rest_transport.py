@@ -41,6 +41,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from omni_bridge.exceptions import ConfigError, OmniError, OmniHTTPError
 from omni_bridge.tools._rest_pacer import RestPacer, default_budget, pacer_for, pacer_name
+from omni_bridge.tools._telemetry import rest_attempt
 
 __all__ = ["RestTransport", "Sleep", "parse_answer", "path_segment", "shared_ssl_context"]
 
@@ -184,9 +185,16 @@ class RestTransport:
             last = attempt == self._max_retries
             await self.pacer.acquire(max_wait=self._timeout_seconds)  # RestBudgetBusy: nothing was sent
             try:
-                response = await self._http.request(
-                    method, self._base_url + path, params=params, json=json_body, headers=headers, timeout=self._timeout
-                )
+                with rest_attempt(method, path, self._base_url, attempt) as traced:  # a span and a latency sample
+                    response = await self._http.request(
+                        method,
+                        self._base_url + path,
+                        params=params,
+                        json=json_body,
+                        headers=headers,
+                        timeout=self._timeout,
+                    )
+                    traced.answered(response.status_code)
             except httpx2.TransportError as exc:
                 sent = not isinstance(exc, _NOT_SENT)
                 if last or (sent and not idempotent):

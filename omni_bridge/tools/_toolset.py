@@ -30,6 +30,7 @@ from omni_bridge.tools._rest import OmniRestClient
 from omni_bridge.tools._rest_query import QueryRows
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._shape import ShapedResult, shape_result
+from omni_bridge.tools._telemetry import tool_span
 
 __all__ = ["CODE_ONLY_TOOLS", "SELECTOR_TOOLS", "ToolOutcome", "ToolPolicy", "Toolset"]
 
@@ -148,14 +149,23 @@ class Toolset:
         definitions, self._names = claude_tools(offered, reserved=LOCAL_TOOLS)
         return [*definitions, dict(READ_RESULT_TOOL)]
 
-    async def call(self, name: str, arguments: dict[str, Any] | None, *, deadline: float | None = None) -> ToolOutcome:
+    async def call(
+        self, name: str, arguments: dict[str, Any] | None, *, deadline: float | None = None, call_id: str | None = None
+    ) -> ToolOutcome:
         """Run one tool call for this identity; problems come back as `is_error` results.
 
         Only tools this toolset offers can run: a denied, hidden or made-up name is refused without
         reaching Omni. Arguments that name an identity (`userId`, `X-MCP-User-ID`, ... at any depth, see
         `strip_identity_arguments`) never reach Omni: the session fixes the acting user, and the result tells
-        the model what was removed. Cancellation propagates (and reaches Omni through the pool).
+        the model what was removed. Cancellation propagates (and reaches Omni through the pool). Each call is
+        an `execute_tool` span (`call_id`: the model's `tool_use` id, for the span) and a latency sample.
         """
+        with tool_span(name, call_id) as traced:
+            outcome = await self._call(name, arguments, deadline)
+            traced.finished(outcome.result)
+        return outcome
+
+    async def _call(self, name: str, arguments: dict[str, Any] | None, deadline: float | None) -> ToolOutcome:
         started = time.perf_counter()
         structured: dict[str, Any] | None = None
         if not isinstance(arguments, dict):

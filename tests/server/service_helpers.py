@@ -22,7 +22,7 @@ from omni_bridge.config import Settings, load_settings
 from omni_bridge.sandbox import Faults
 from omni_bridge.server import Service, create_app
 from omni_bridge.stores import Store
-from omni_bridge.testing import FakeAnthropic, Reply, Responder, ToolCall
+from omni_bridge.testing import ErrorReply, FakeAnthropic, Reply, Responder, ToolCall
 from tests.conftest import Served
 
 KEY = "acme-service-key-0123456789"
@@ -75,7 +75,7 @@ def service_settings(served: Served, data_dir: Path, fake_url: str | None, **ove
 async def running_service(
     served: Served,
     data_dir: Path,
-    *script: Reply,
+    *script: Reply | ErrorReply,
     responder: Responder | None = None,
     worker_id: str = "worker-a",
     store: Store | None = None,

@@ -39,6 +39,7 @@ import httpx2
 from anthropic.lib.streaming import AsyncMessageStream, ParsedMessageStreamEvent
 from anthropic.types import CacheControlEphemeralParam
 
+from omni_bridge.agent._telemetry import llm_call
 from omni_bridge.agent.conversation import repair_transcript
 from omni_bridge.agent.engines.chart_pages import ChartPages
 from omni_bridge.agent.engines.followups import FollowUpFilter, split_follow_ups
@@ -250,13 +251,16 @@ class ClaudeEngine:
         if tools:
             tools = [*tools[:-1], {**tools[-1], "cache_control": _CACHE}]
         follow_ups = FollowUpFilter()
-        async with self._client.messages.stream(
-            model=self.model,
-            max_tokens=self.max_tokens,
-            system=[{"type": "text", "text": self._system_text(tools), "cache_control": _CACHE}],
-            tools=tools,  # type: ignore[arg-type]  # our dicts are ToolParam-shaped (tested against the SDK types)
-            messages=_with_cache_marker(run.conversation.messages),  # type: ignore[arg-type]
-        ) as stream:
+        async with (
+            llm_call(self.model) as sampled,
+            self._client.messages.stream(
+                model=self.model,
+                max_tokens=self.max_tokens,
+                system=[{"type": "text", "text": self._system_text(tools), "cache_control": _CACHE}],
+                tools=tools,  # type: ignore[arg-type]  # our dicts are ToolParam-shaped (tested against the SDK types)
+                messages=_with_cache_marker(run.conversation.messages),  # type: ignore[arg-type]
+            ) as stream,
+        ):
             stopped = False
             async for event in _events(stream, self.stream_idle_timeout):
                 if event.type == "text":
@@ -272,7 +276,9 @@ class ClaudeEngine:
             rest = follow_ups.flush()
             if rest:
                 yield TextDelta(**run.stamp(), text=rest)
-            yield await stream.get_final_message()
+            message = await stream.get_final_message()
+            sampled.finished(message)  # latency and token metrics (the SDK makes the request's span)
+            yield message
 
     async def _run_tools(self, run: Run, tool_uses: list[Any], answer: _Answer) -> AsyncGenerator[Event, None]:
         """Run a turn's tool calls concurrently; always append one result per call to the transcript."""
@@ -282,7 +288,9 @@ class ClaudeEngine:
         tasks: dict[asyncio.Task[ToolOutcome], Any] = {}
         for block in tool_uses:
             yield ToolCallStarted(**run.stamp(), call_id=block.id, tool=block.name, arguments=_json_dict(block.input))
-            task = asyncio.create_task(toolset.call(block.name, block.input, deadline=self.tool_timeout))
+            task = asyncio.create_task(
+                toolset.call(block.name, block.input, deadline=self.tool_timeout, call_id=block.id)
+            )
             tasks[task] = block
         try:
             pending = set(tasks)
