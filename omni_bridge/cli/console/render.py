@@ -23,6 +23,14 @@ PIPE_WIDTH = 100
 """Columns a pipe's tables and charts are laid out for: fixed, so the output does not depend on `COLUMNS`."""
 
 
+class _Console(Console):
+    """Rich's console, except that a closed pipe raises `BrokenPipeError` (Rich exits with 1 by itself): the
+    command's `main` ends quietly with 141, as a Unix tool killed by SIGPIPE, the same for every command."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def make_console(out: TextIO, *, terminal: bool, width: int | None = None) -> Console:
     """The console that writes to `out`: styled and live on a terminal, plain text otherwise.
 
@@ -30,8 +38,8 @@ def make_console(out: TextIO, *, terminal: bool, width: int | None = None) -> Co
     drops colour, as Rich reads it. Markup and highlighting are off: data and model text are printed as given.
     """
     if terminal:
-        return Console(file=out, force_terminal=True, highlight=False, markup=False, emoji=False, width=width)
-    return Console(
+        return _Console(file=out, force_terminal=True, highlight=False, markup=False, emoji=False, width=width)
+    return _Console(
         file=out,
         force_terminal=False,
         no_color=True,

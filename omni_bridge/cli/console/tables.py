@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from rich import box
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -53,14 +54,14 @@ def result_table(
     total: int | None = None,
     max_cell: int = 40,
     title: str | None = None,
-) -> Table | None:
+) -> RenderableType | None:
     """A result as a table: header, rows (numbers right-aligned, with separators), and how many rows are left out.
 
     Args:
         columns: the header.
         rows: the rows (CSV cells, or values: floats are shown with two decimals).
         styled: a terminal (rounded borders, bold header) or a pipe (ASCII rules).
-        limit: rows shown at most; the caption says how many more there are.
+        limit: rows shown at most; a line under the table says how many more there are.
         total: rows the result has in all, when more than `rows` (e.g. Omni truncated it).
         max_cell: cells longer than this are cut with `…`.
         title: a line above the table.
@@ -73,15 +74,11 @@ def result_table(
     shown = [[_cell_text(cell) for cell in row] + [""] * (len(columns) - len(row)) for row in rows[:limit]]
     numeric = [bool(shown) and numeric_column([row[i] for row in shown]) for i in range(len(columns))]
     more = max(len(rows), total or 0) - len(shown)
-    caption = f"… {more:,} more row{'s' if more != 1 else ''}" if more > 0 else None
     table = Table(
         box=box.ROUNDED if styled else box.ASCII2,
         header_style="bold" if styled else "",
         title=title,
         title_justify="left",
-        caption=caption,
-        caption_justify="left",
-        caption_style="dim",
         show_edge=True,
         pad_edge=True,
     )
@@ -98,7 +95,9 @@ def result_table(
                 for i, cell in enumerate(row[: len(columns)])
             )
         )
-    return table
+    if more <= 0:
+        return table
+    return Group(table, Text(f"… {more:,} more row{'s' if more != 1 else ''}", style="dim"))
 
 
 def _cell_text(cell: object) -> str:

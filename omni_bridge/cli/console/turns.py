@@ -19,8 +19,8 @@ from omni_bridge.cli.console.render import truncate
 
 __all__ = ["Turn", "conversation_line", "turns", "turns_renderable"]
 
-RESUMED_TURNS = 3
-"""Turns shown when a conversation is resumed: enough to remember where it was."""
+RESUMED_TURNS = 2
+"""Exchanges (a question and its answer) shown when a conversation is resumed: enough to see where it was."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -359,8 +359,9 @@ def _arguments(arguments: dict[str, Any]) -> str:
         return ""
     if len(arguments) == 1:
         (value,) = arguments.values()
-        return f"({truncate(str(value), 60)})"
-    return "(" + truncate(", ".join(f"{name}={value}" for name, value in arguments.items()), 60) + ")"
+        return f"({truncate(' '.join(str(value).split()), 60)})"
+    shown = ", ".join(f"{name}={' '.join(str(value).split())}" for name, value in arguments.items())
+    return "(" + truncate(shown, 60) + ")"
 
 
 def _chart_rows(chart: DataChart) -> list[list[str]]:
