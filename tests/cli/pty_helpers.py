@@ -34,6 +34,12 @@ def strip_escapes(text: str) -> str:
     return _ESCAPES.sub("", text).replace("\r", "")
 
 
+def _own_terminal() -> None:
+    """In the child: a new session whose controlling terminal is the pty, so Ctrl-C there is SIGINT."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class _Screen(pyte.HistoryScreen):
     """A screen that keeps the lines scrolled off its top, and answers the terminal's reports through `reply`."""
 
@@ -56,7 +62,7 @@ class PtyCommand:
             stderr=slave,
             env=env,
             cwd=cwd,
-            start_new_session=True,
+            preexec_fn=_own_terminal,
         )
         os.close(slave)
         self.screen = _Screen(columns, rows, history=10_000)
