@@ -1,7 +1,8 @@
 """`omni-bridge demo`: ask sample questions as several embed users of the sandbox, each with their own rows.
 
 Each user is resolved through `OmniConnection` and asked on their own pooled MCP session, as every command
-acts for an end user; the sandbox's row-level security then gives each user their own numbers.
+acts for an end user; the sandbox's row-level security then gives each user their own numbers. Results are
+drawn with the console's one table renderer (`cli.console.tables`), as `chat` and `ask` draw them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import asyncio
 import csv
 import io
+import os
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -17,6 +20,8 @@ from omni_bridge.cli.options import examples
 from omni_bridge.exceptions import IdentityError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from omni_bridge.agent import OmniConnection
     from omni_bridge.cli.options import Commands
     from omni_bridge.tools import SessionKey
@@ -70,55 +75,45 @@ def run(args: argparse.Namespace) -> int:
 
 async def _demo(users: Sequence[str], questions: Sequence[str]) -> int:
     from omni_bridge.agent import OmniConnection  # the MCP client and the sandbox: loaded to run only
+    from omni_bridge.cli.console.render import make_console
     from omni_bridge.config import load_settings
 
+    styled = sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    console = make_console(sys.stdout, terminal=styled)
     async with OmniConnection.from_settings(load_settings(), sandbox=True) as omni:
-        print(f"omni-bridge demo: the embedded Omni sandbox at {omni.base_url}")
+        console.print(f"omni-bridge demo: the embedded Omni sandbox at {omni.base_url}", soft_wrap=True)
         for external_id in users:
             try:
                 identity = await omni.resolve(external_id)
             except IdentityError:
-                print(f"\nNo embed user with external id {external_id!r}.")
+                console.print(f"\nNo embed user with external id {external_id!r}.", soft_wrap=True)
                 return 1
             name = identity.display_name or external_id
-            print(f"\n=== As {name} (external id {external_id!r}, Omni user {identity.user_id})")
-            await _ask_as(omni, omni.session_key(identity), questions)
+            console.print(
+                f"\n=== As {name} (external id {external_id!r}, Omni user {identity.user_id})",
+                style="bold",
+                soft_wrap=True,
+            )
+            await _ask_as(omni, omni.session_key(identity), questions, console, styled=styled)
     return 0
 
 
-async def _ask_as(omni: OmniConnection, key: SessionKey, questions: Sequence[str]) -> None:
+async def _ask_as(
+    omni: OmniConnection, key: SessionKey, questions: Sequence[str], console: Console, *, styled: bool
+) -> None:
+    from omni_bridge.cli.console.tables import result_table
+
     for question in questions:
         result = await omni.pool.call_tool(key, "getData", {"prompt": question})
-        print(f"\n? {question}")
+        console.print(f"\n? {question}", style="bold", soft_wrap=True)
         if result.is_error or result.structured_content is None:
             text = result.content[0].text if result.content and result.content[0].type == "text" else ""
-            print(f"  (error) {text}")
+            console.print(f"  (error) {text}", style="red", soft_wrap=True)
             continue
         data = result.structured_content
         header, *rows = list(csv.reader(io.StringIO(data["csv"])))
-        _print_table(header, rows)
         shown = f"{data['rowCount']} of {data['totalRowCount']}" if data["truncated"] else data["rowCount"]
-        print(f"  topic {data['topicName']}, {shown} row(s)")
-
-
-def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]], limit: int = 12) -> None:
-    cells = [[str(c) for c in header]] + [[_fmt(c) for c in row] for row in rows[:limit]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for n, row in enumerate(cells):
-        print(
-            "  " + "  ".join(c.rjust(w) if n and _numeric(c) else c.ljust(w) for c, w in zip(row, widths, strict=True))
-        )
-        if n == 0:
-            print("  " + "  ".join("-" * w for w in widths))
-    if len(rows) > limit:
-        print(f"  … {len(rows) - limit} more row(s)")
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
-
-
-def _numeric(text: str) -> bool:
-    return text.replace(",", "").replace(".", "", 1).lstrip("-").isdigit()
+        table = result_table(header, rows, styled=styled, limit=12)
+        if table is not None:
+            console.print(table)
+        console.print(f"  topic {data['topicName']}, {shown} row(s)", style="dim", soft_wrap=True)

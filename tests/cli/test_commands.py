@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
 
 from omni_bridge.cli.console.commands import Ask, Command, CommandError, PickFollowUp, parse_input
+from omni_bridge.cli.console.prompt import CommandCompleter
 
 
 @pytest.mark.parametrize(
@@ -51,3 +54,25 @@ def test_a_wrong_command_says_what_would_work(line: str, message: str) -> None:
     with pytest.raises(CommandError) as raised:
         parse_input(line)
     assert str(raised.value) == message
+
+
+def completions(text: str, names: tuple[str, ...] = ("alice", "bob", "bobby")) -> list[str]:
+    found = CommandCompleter(lambda: names).get_completions(Document(text), CompleteEvent(completion_requested=True))
+    return [completion.text for completion in found]
+
+
+@pytest.mark.parametrize(
+    ("text", "offered"),
+    [
+        ("/us", ["/user", "/usage"]),
+        ("/re", ["/resume"]),
+        ("/user b", ["bob", "bobby"]),
+        ("/user ", ["alice", "bob", "bobby"]),
+        ("/engine c", ["claude"]),
+        ("/user bob x", []),
+        ("revenue /us", []),  # only at the start of a line
+        ("/usage", []),  # complete already
+    ],
+)
+def test_tab_offers_the_commands_and_after_user_the_names(text: str, offered: list[str]) -> None:
+    assert completions(text) == offered

@@ -15,12 +15,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 from typing import Any, TextIO
 
 from omni_bridge.agent.events import AssistantMessage, TextPart
 from omni_bridge.cli.console.loop import Interrupted, LoopThread
-from omni_bridge.cli.console.render import Style
+from omni_bridge.cli.console.render import make_console
 from omni_bridge.cli.console.session import ConsoleSession, check_engine, choose_user, open_bridge
 from omni_bridge.cli.console.view import AnswerView
 from omni_bridge.config import Settings
@@ -53,17 +52,17 @@ def run_ask(
     """
     name = choose_user(settings, user)
     chosen = check_engine(settings, engine)
-    width = shutil.get_terminal_size((80, 24)).columns
 
     views: list[AnswerView] = []  # the view of the answer, kept for a run that fails half-way
 
     def make_view() -> AnswerView:
-        if as_json:
-            progress: TextIO = stderr if stderr.isatty() else io.StringIO()
-            view = AnswerView(progress, style=Style(False), live=stderr.isatty(), width=width, show_answer=False)
+        if as_json:  # stdout is the JSON alone; a spinner on stderr when someone watches it
+            watched = stderr.isatty() and os.environ.get("TERM") != "dumb"
+            progress = make_console(stderr if watched else io.StringIO(), terminal=watched)
+            view = AnswerView(progress, live=watched, show_answer=False)
         else:
             live = stdout.isatty() and os.environ.get("TERM") != "dumb"
-            view = AnswerView(stdout, style=Style(live and "NO_COLOR" not in os.environ), live=live, width=width)
+            view = AnswerView(make_console(stdout, terminal=live), live=live)
         views.append(view)
         return view
 

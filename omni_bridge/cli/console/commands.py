@@ -12,6 +12,7 @@ from typing import Literal, get_args
 from omni_bridge.types import EngineName
 
 __all__ = [
+    "COMMANDS",
     "ENGINES",
     "HELP",
     "Ask",
@@ -25,7 +26,7 @@ __all__ = [
 
 ENGINES: tuple[EngineName, ...] = get_args(EngineName)
 
-CommandName = Literal["new", "user", "engine", "usage", "help", "quit"]
+CommandName = Literal["new", "user", "engine", "usage", "history", "conversations", "resume", "help", "quit"]
 
 HELP = """\
 Ask a question about your data in plain words, e.g. "revenue by region".
@@ -36,21 +37,48 @@ A number asks the follow-up suggestion with that number.
   /engine NAME      answer with `claude` (Claude over Omni's MCP tools) or `omni` (Omni's own AI);
                     starts a new conversation
   /usage            tokens this conversation has used (input, output, cache read, cache write)
+  /history          this conversation's turns so far (questions and answers)
+  /conversations    your past conversations, newest first, numbered
+  /resume N         continue conversation N of /conversations (its last turns are shown)
   /help             this help
-  /quit             leave (also Ctrl-D; Ctrl-C stops an answer, or leaves at the prompt)"""
+  /quit             leave (also Ctrl-D; Ctrl-C stops an answer, or leaves at the prompt)
+
+Input: Tab completes commands and user names (after /user); Up/Down and Ctrl-R recall earlier input
+(kept between sessions). A question over several lines: Esc then Enter starts a new line, and so does a
+line ending in a backslash (\\), on a terminal and through a pipe alike."""
 
 _ALIASES: dict[str, CommandName] = {
     "new": "new",
     "user": "user",
     "engine": "engine",
     "usage": "usage",
+    "history": "history",
+    "conversations": "conversations",
+    "convs": "conversations",
+    "resume": "resume",
     "help": "help",
     "?": "help",
     "quit": "quit",
     "exit": "quit",
     "q": "quit",
 }
-_NEEDS_ARGUMENT: dict[CommandName, str] = {"user": "/user NAME", "engine": "/engine claude|omni"}
+_NEEDS_ARGUMENT: dict[CommandName, str] = {
+    "user": "/user NAME",
+    "engine": "/engine claude|omni",
+    "resume": "/resume N (a number from /conversations)",
+}
+COMMANDS: tuple[str, ...] = (
+    "/new",
+    "/user",
+    "/engine",
+    "/usage",
+    "/history",
+    "/conversations",
+    "/resume",
+    "/help",
+    "/quit",
+)
+"""The commands as completed at the prompt, in the order offered."""
 
 
 class CommandError(ValueError):
@@ -131,4 +159,6 @@ def parse_input(line: str, *, follow_ups: int = 0) -> Input:
         raise CommandError(f"/{name} takes no argument")
     if name == "engine":
         as_engine(argument)
+    if name == "resume" and not (argument or "").isdigit():
+        raise CommandError(f"usage: {_NEEDS_ARGUMENT[name]}")
     return Command(name, argument)

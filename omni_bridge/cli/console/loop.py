@@ -2,7 +2,7 @@
 
 Why a thread: the embedded sandbox serves from the same loop as the bridge, and uvicorn takes over SIGINT
 whenever it serves from the main thread (Ctrl-C would stop the sandbox, not the answer). With the loop in
-a daemon thread, uvicorn leaves the signals alone; the main thread reads input with `readline` and gets
+a daemon thread, uvicorn leaves the signals alone; the main thread reads input (prompt_toolkit) and gets
 Ctrl-C as a plain `KeyboardInterrupt`, which `call` turns into cancelling the running answer (cleanly: the
 engines see `CancelledError`, finish their transcripts and tell Omni) before raising `Interrupted`.
 

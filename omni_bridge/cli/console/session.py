@@ -12,8 +12,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from omni_bridge.agent import ActionButton, Bridge, Usage, new_conversation_id
-from omni_bridge.cli.console.render import Style, format_number
+from rich.text import Text
+
+from omni_bridge.agent import ActionButton, Bridge, Conversation, Usage, new_conversation_id
+from omni_bridge.cli.console.render import format_number
+from omni_bridge.cli.console.turns import Turn, turns
 from omni_bridge.cli.console.view import AnswerView, ResultTable
 from omni_bridge.config import Settings
 from omni_bridge.exceptions import ConfigError, IdentityError
@@ -33,6 +36,8 @@ SANDBOX_USER = "alice"
 TABLE_ROWS = 15
 """Rows of a result table shown under an answer."""
 ENGINE_NOTES = {"claude": "Claude over Omni's MCP tools", "omni": "Omni's own AI"}
+LISTED_CONVERSATIONS = 20
+"""Conversations `/conversations` lists at most, newest first."""
 
 
 def choose_user(settings: Settings, user: str | None) -> str:
@@ -96,6 +101,22 @@ class ConsoleSession:
     """True when the conversation existed before this session."""
     follow_ups: list[ActionButton] = field(default_factory=list)
     """The follow-ups of the last answer, numbered from 1."""
+    seen_users: set[str] = field(default_factory=set)
+    """End users this console has acted for (completed after `/user`)."""
+    listed: list[Conversation] = field(default_factory=list)
+    """What the last `/conversations` showed, numbered from 1 (what `/resume N` picks from)."""
+
+    def __post_init__(self) -> None:
+        self.seen_users.add(self.user)
+
+    def user_names(self) -> list[str]:
+        """Names to complete after `/user`: the sandbox's demo users (on the sandbox) and the users seen here."""
+        names = set(self.seen_users)
+        if self.bridge.sandbox is not None:
+            from omni_bridge.sandbox import DEMO_EMBED_USERS  # loaded already: the bridge runs the sandbox
+
+            names.update(external_id for external_id, *_ in DEMO_EMBED_USERS)
+        return sorted(names)
 
     @property
     def where(self) -> str:
@@ -151,6 +172,8 @@ class ConsoleSession:
         """
         await self.bridge.resolve(user)
         self.user = user
+        self.seen_users.add(user)
+        self.listed = []
         self.new_conversation()
 
     def switch_engine(self, engine: EngineName) -> None:
@@ -209,13 +232,46 @@ class ConsoleSession:
             total=artifact.total_row_count or artifact.row_count,
         )
 
-    async def usage_lines(self, style: Style) -> list[str]:
+    async def history(self) -> list[Turn]:
+        """This conversation's turns so far, as stored (earlier sessions included); none for a new one."""
+        stored = await self.bridge.store.get(self.conversation_id)
+        return turns(stored) if stored is not None else []
+
+    async def conversations(self) -> tuple[list[Conversation], int]:
+        """This user's conversations on this Omni, newest first (remembered for `/resume N`), and how many
+        more the store has for the same external id on another Omni (an earlier sandbox: not resumable)."""
+        identity = await self.bridge.resolve(self.user)
+        stored = await self.bridge.store.list(external_id=self.user, limit=LISTED_CONVERSATIONS)
+        self.listed = [conversation for conversation in stored if conversation.is_bound_to(identity)]
+        return self.listed, len(stored) - len(self.listed)
+
+    async def resume(self, number: int) -> list[Turn]:
+        """Continue conversation `number` of the last `/conversations`; returns its turns.
+
+        Raises:
+            ConfigError: no such number (or `/conversations` was not run yet).
+            IdentityError: the conversation is not this user's on this Omni.
+        """
+        if not 1 <= number <= len(self.listed):
+            hint = f"pick 1 to {len(self.listed)}" if self.listed else "run /conversations first"
+            raise ConfigError(f"/resume {number}: there is no conversation {number} in the list; {hint}")
+        chosen = self.listed[number - 1]
+        previous = (self.conversation_id, self.engine, self.resumed)
+        try:
+            await self.start(chosen.id)
+        except IdentityError:
+            self.conversation_id, self.engine, self.resumed = previous
+            raise
+        self.follow_ups = []
+        return turns(chosen)
+
+    async def usage_lines(self) -> list[Text | str]:
         """What `/usage` prints: the conversation's tokens by kind, as stored (earlier sessions included)."""
         stored = await self.bridge.store.get(self.conversation_id)
         total = stored.usage if stored is not None else self.bridge.ledger.total(self.conversation_id)
         requests = len(self.bridge.ledger.turns(self.conversation_id))
-        lines = [
-            style.bold(f"Usage of conversation {self.conversation_id} (engine {self.engine}):"),
+        lines: list[Text | str] = [
+            Text(f"Usage of conversation {self.conversation_id} (engine {self.engine}):", style="bold"),
             f"  input tokens        {format_number(total.input_tokens):>12}",
             f"  output tokens       {format_number(total.output_tokens):>12}",
             f"  cache read tokens   {format_number(total.cache_read_input_tokens):>12}",

@@ -1,13 +1,17 @@
 """`AnswerView`: draws one answer's events on a terminal (or a pipe) as they arrive.
 
-Text streams in as it comes. On a terminal, a status line at the bottom says what the engine is doing
-(a tool running, Omni's AI working) with the time elapsed, redrawn in place and erased before more text;
-through a pipe the same news comes as plain lines, so a log reads in order. Once the answer is over, the
-result is drawn (a bar chart, or a table), then how it was computed (one line per query behind it), the
+On a terminal the answer is a `rich.live.Live` region: the text so far rendered as Markdown (re-rendered as
+it grows, so bold, lists, tables and code fences look right while they stream), under it a spinner saying
+what runs now (a tool, Omni's AI) with the time elapsed. A finished tool call becomes one line above it
+(`✓ getData(revenue by region) · 4 rows · 1.2s`), and the text before a tool call is printed for good, so
+the screen reads in order. Through a pipe the same news comes as plain lines and the text as the model
+wrote it, with no escape code. Once the answer is over, the result is drawn (a line chart for a time
+series, bars for categories, else a table), then how it was computed (one line per query behind it), the
 numbered follow-ups and the link to Omni.
 
 The view only writes; the session fetches what it needs (a result table) and hands it over, so the view
-stays synchronous and testable with a `StringIO`.
+stays synchronous and testable with a `StringIO` behind its `Console`. Every call comes from the loop
+thread (events and the ticker alike), so the live region is redrawn by `tick` rather than Rich's own thread.
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
 
 from omni_bridge.agent import (
     ActionButton,
@@ -37,21 +46,13 @@ from omni_bridge.agent import (
     Usage,
     UsageReport,
 )
-from omni_bridge.cli.console.render import (
-    CLEAR_LINE,
-    MarkdownStream,
-    Style,
-    bar_chart,
-    format_number,
-    provenance_lines,
-    table,
-    truncate,
-)
+from omni_bridge.cli.console.charts import chart_renderable
+from omni_bridge.cli.console.markdown import answer_markdown
+from omni_bridge.cli.console.render import format_number, provenance_lines, truncate
+from omni_bridge.cli.console.tables import result_table
 from omni_bridge.tools import DataChart, QueryProvenance
 
 __all__ = ["AnswerView", "ResultTable", "ToolCallRecord"]
-
-_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 @dataclass
@@ -92,26 +93,22 @@ class ResultTable:
 @dataclass
 class _Status:
     activity: str
-    shown: bool = False
+    spinner: Spinner = field(default_factory=lambda: Spinner("dots", style="cyan"))
 
 
 @dataclass
 class AnswerView:
-    """Renders the events of one answer to `out`.
+    """Renders the events of one answer to `console`.
 
     Args:
-        out: where to write.
-        style: ANSI styling, or none.
-        live: redraw a status line in place (a terminal); otherwise status news are plain lines.
-        width: the terminal's width, for charts and the status line.
-        show_answer: False writes only the status line (`ask --json` on a terminal's stderr).
+        console: where to write (see `render.make_console`: styled on a terminal, plain into a pipe).
+        live: a live region with a spinner (a terminal); otherwise text and news are plain lines.
+        show_answer: False writes only the progress (`ask --json` on a terminal's stderr).
         clock: seconds, monotonic (tests pass their own).
     """
 
-    out: TextIO
-    style: Style
+    console: Console
     live: bool
-    width: int = 80
     show_answer: bool = True
     clock: Callable[[], float] = time.monotonic
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
@@ -123,17 +120,27 @@ class AnswerView:
     usage: Usage | None = None
     """The conversation's running total, from the last `UsageReport`."""
     final: AssistantMessage | None = None
-    _markdown: MarkdownStream = field(init=False)
     _started: float = field(init=False)
     _status: _Status | None = field(init=False, default=None)
-    _mid_line: bool = field(init=False, default=False)
+    _segment: str = field(init=False, default="")
+    """Text of the answer not yet printed for good (a terminal), or not yet ended by a line end (a pipe)."""
     _streamed: bool = field(init=False, default=False)
+    _region: Live | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self._markdown = MarkdownStream(self.style)
         self._started = self.clock()
         if self.live:
-            self._set_status("thinking")
+            self._status = _Status("thinking")
+            self._region = Live(
+                get_renderable=self._renderable,
+                console=self.console,
+                auto_refresh=False,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                vertical_overflow="visible",
+            )
+            self._region.start(refresh=True)
 
     # --- events ----------------------------------------------------------------------------------------
 
@@ -142,15 +149,15 @@ class AnswerView:
         if isinstance(event, TextDelta):
             self._text(event.text)
         elif isinstance(event, ThinkingDelta):
-            if self.live and not self._mid_line:
-                self._set_status("thinking")
+            if self.live and self._status is None:
+                self._status = _Status("thinking")
         elif isinstance(event, ToolCallStarted):
             self.tool_calls.append(ToolCallRecord(event.call_id, event.tool, dict(event.arguments)))
-            self._news(f"{event.tool}{_arguments(event.arguments)}", running=True)
+            self._running(f"{event.tool}{_arguments(event.arguments)}")
         elif isinstance(event, ToolCallFinished):
             self._tool_finished(event)
         elif isinstance(event, Progress):
-            self._news(event.message, running=True)
+            self._running(event.message)
         elif isinstance(event, ChartReady):
             self.charts.append((event.chart, event.result_id))
         elif isinstance(event, SuggestedActions):
@@ -159,24 +166,31 @@ class AnswerView:
             self.usage = event.total
         elif isinstance(event, ErrorEvent):
             self.errors.append(event)
-            self._line(self.style.red(f"✗ {event.message}"), answer=True)
+            if self.show_answer:
+                self._print(Text(f"✗ {event.message}", style="bold red"))
         elif isinstance(event, FinalMessage):
             self.final = event.message
-            self._end_text()
-        self.out.flush()
+        self.tick()
 
     def tick(self) -> None:
-        """Redraw the status line with the time elapsed (called a few times a second on a terminal)."""
-        if self._status is not None and self.live and not self._mid_line:
-            self._draw_status()
-            self.out.flush()
+        """Redraw the live region (the spinner and the time elapsed); called a few times a second on a terminal."""
+        if self._region is not None:
+            self._region.refresh()
+        else:
+            self.console.file.flush()
 
     def close(self) -> None:
-        """Erase the status line and end an unfinished line (after the answer, or when it was cancelled)."""
-        self._clear_status()
-        self._end_text()
+        """Leave the text on screen without the spinner, and end an unfinished line (after the answer, or
+        when it was cancelled)."""
         self._status = None
-        self.out.flush()
+        if self._region is not None:
+            self._region.stop()  # the last drawing (the text so far) stays
+            self._region = None
+            self._segment = ""
+        elif self._segment:
+            self._raw("\n")
+            self._segment = ""
+        self.console.file.flush()
 
     # --- the end of the answer ----------------------------------------------------------------------------
 
@@ -217,118 +231,126 @@ class AnswerView:
         return [query for part in self.final.parts if isinstance(part, ProvenancePart) for query in part.queries]
 
     def render_result(self, result: ResultTable | None = None) -> None:
-        """Draw what follows the text: the chart (or `result` as a table), the follow-ups, the Omni link."""
+        """Draw what follows the text: the chart (or `result` as a table), how it was computed, the follow-ups,
+        the Omni link."""
         self.close()
         if not self.show_answer:
             return
         final = self.final
         if final is not None and not self._streamed and not self.errors and final.text:
             # An engine that sent no text deltas: the text is only in the final message.
-            self._write(self._markdown.feed(final.text) + self._markdown.finish())
-            self._end_text()
-        lines: list[str] = []
+            if self.live:
+                self._print(answer_markdown(final.text))
+            else:
+                self._raw(final.text.rstrip("\n") + "\n")
+        styled = self.live
+        width = self.console.width
+        blocks: list[list[RenderableType]] = []  # each block follows a blank line; a `Text` line is never wrapped
         chart = self.chart()
-        if chart is not None and len(chart[0].series) <= 2:
-            lines += ["", *bar_chart(chart[0], width=self.width, style=self.style)]
+        drawn = chart_renderable(chart[0], width=width, styled=styled) if chart is not None else None
+        if drawn is not None:
+            blocks.append([drawn])
         elif chart is not None:
             columns = [chart[0].x_label or "", *(series.name for series in chart[0].series)]
-            rows = _chart_rows(chart[0])
-            lines += ["", *table(columns, rows, style=self.style)]
+            blocks.append([_or_nothing(result_table(columns, _chart_rows(chart[0]), styled=styled))])
         elif result is not None:
-            lines += ["", *table(result.columns, result.rows, style=self.style, total=result.total)]
-        how = provenance_lines(self.provenance(), style=self.style)
-        lines += ["", *how] if how else []
+            blocks.append([_or_nothing(result_table(result.columns, result.rows, styled=styled, total=result.total))])
+        how = provenance_lines(self.provenance())
+        if how:
+            blocks.append(list(how))
         buttons = self.follow_ups()
         if buttons:
-            lines += ["", self.style.bold("Follow-ups (type the number to ask):")]
-            lines += [f"  {n}. {button.label}" for n, button in enumerate(buttons, 1)]
+            lines: list[RenderableType] = [Text("Follow-ups (type the number to ask):", style="bold")]
+            lines += [Text(f"  {n}. {button.label}") for n, button in enumerate(buttons, 1)]
+            blocks.append(lines)
         link = self.omni_link()
         if link:
-            lines += ["", f"Open in Omni: {self.style.underline(link)}"]
-        for line in lines:
-            self._write(line + "\n")
-        self.out.flush()
+            blocks.append([Text.assemble("Open in Omni: ", (link, "underline"))])
+        for block in blocks:
+            self._print(Text(""))
+            for line in block:
+                self._print(line)
+        self.console.file.flush()
 
     # --- drawing -----------------------------------------------------------------------------------------
+
+    def _renderable(self) -> RenderableType:
+        """What the live region shows now: the text since the last tool call, then the spinner line."""
+        parts: list[RenderableType] = []
+        if self._segment and self.show_answer:
+            parts.append(answer_markdown(self._segment))
+        status = self._status
+        if status is not None:
+            elapsed = self.clock() - self._started
+            line = truncate(f"{status.activity}  {elapsed:.1f}s", max(10, self.console.width - 3))
+            status.spinner.update(text=Text(line, style="dim"))
+            parts.append(status.spinner)
+        return Group(*parts)
 
     def _text(self, text: str) -> None:
         self._streamed = True
         if not self.show_answer:
             return
-        self._clear_status()
-        shown = self._markdown.feed(text)
-        if shown:
-            self._write(shown)
-            self._mid_line = not shown.endswith("\n")
-
-    def _end_text(self) -> None:
-        if not self.show_answer:
+        if self.live:
+            self._segment += text
+            self._status = None  # text is coming: the spinner gives way until the next tool call
             return
-        rest = self._markdown.finish()
-        if rest:
-            self._write(rest)
-            self._mid_line = not rest.endswith("\n")
-        if self._mid_line:
-            self._write("\n")
-            self._mid_line = False
+        self._raw(text)
+        self._segment = "" if text.endswith("\n") else self._segment + text
+
+    def _running(self, activity: str) -> None:
+        """Something runs now: on a terminal the text so far is printed for good and the spinner says what
+        runs; through a pipe a plain `· …` line."""
+        if self.live:
+            self._commit_text()
+            self._status = _Status(activity)
+        elif self.show_answer:
+            self._print(Text(f"· {activity}"))
 
     def _tool_finished(self, event: ToolCallFinished) -> None:
+        record = None
         for call in self.tool_calls:
             if call.call_id == event.call_id:
                 call.is_error, call.summary, call.row_count = event.is_error, event.summary, event.row_count
                 call.result_id, call.elapsed_ms = event.result_id, event.elapsed_ms
+                record = call
         seconds = f"{event.elapsed_ms / 1000:.1f}s"
-        if event.is_error:
-            self._news(self.style.red(f"✗ {event.tool}: {event.summary} ({seconds})"), running=False)
-        else:
-            self._news(self.style.dim(f"✓ {event.tool}: {event.summary} ({seconds})"), running=False)
-        running = [call for call in self.tool_calls if call.is_error is None]
+        mark = "✗" if event.is_error else "✓"
         if self.live:
-            self._set_status(f"{running[-1].tool}{_arguments(running[-1].arguments)}" if running else "thinking")
-
-    def _news(self, line: str, *, running: bool) -> None:
-        """A piece of progress: the live status (for what is running now), or a plain line."""
-        if self.live and running:
-            self._end_text()
-            self._set_status(line)
-        elif self.live:
-            self._line(line, answer=False)
+            arguments = _arguments(record.arguments) if record is not None else ""
+            what = f"{event.row_count:,} row{'s' if event.row_count != 1 else ''}" if event.row_count else event.summary
+            line = Text(
+                f"{mark} {event.tool}{arguments} · {what} · {seconds}", style="red" if event.is_error else "dim"
+            )
+            if not event.is_error:
+                line.stylize("green", 0, 1)
+            self._print(line)
+            running = [call for call in self.tool_calls if call.is_error is None]
+            last = running[-1] if running else None
+            self._status = _Status(f"{last.tool}{_arguments(last.arguments)}" if last else "thinking")
         elif self.show_answer:
-            self._line(line if not running else f"· {line}", answer=False)
+            self._print(Text(f"{mark} {event.tool}: {event.summary} ({seconds})"))
 
-    def _line(self, line: str, *, answer: bool) -> None:
-        """A whole line above the status line (which is redrawn below it)."""
-        if not self.show_answer and answer:
-            return
-        self._clear_status()
-        self._end_text()
-        self._write(line + "\n")
-        if self.live and self._status is not None:
-            self._draw_status()
+    def _commit_text(self) -> None:
+        """Print the live text for good (above the live region), so what follows comes under it."""
+        if self._segment and self._region is not None:
+            self._region.console.print(answer_markdown(self._segment))
+            self._segment = ""
 
-    def _set_status(self, activity: str) -> None:
-        shown = self._status is not None and self._status.shown
-        self._status = _Status(activity, shown=shown)
-        if not self._mid_line:
-            self._draw_status()
+    def _print(self, renderable: RenderableType) -> None:
+        """A whole block; through a pipe it first ends the line the streamed text left open."""
+        if self._region is None and self._segment:
+            self._raw("\n")
+            self._segment = ""
+        self.console.print(renderable, soft_wrap=isinstance(renderable, Text))
 
-    def _draw_status(self) -> None:
-        status = self._status
-        if status is None or not self.live:
-            return
-        elapsed = self.clock() - self._started
-        frame = _SPINNER[int(elapsed * 10) % len(_SPINNER)]
-        line = truncate(f"{frame} {status.activity}  {elapsed:.1f}s", max(10, self.width - 1))
-        self.out.write(CLEAR_LINE + self.style.dim(line))
-        status.shown = True
+    def _raw(self, text: str) -> None:
+        """Text as it came (a pipe): not wrapped, not styled."""
+        self.console.file.write(text)
 
-    def _clear_status(self) -> None:
-        if self._status is not None and self._status.shown:
-            self.out.write(CLEAR_LINE)
-            self._status.shown = False
 
-    def _write(self, text: str) -> None:
-        self.out.write(text)
+def _or_nothing(table: RenderableType | None) -> RenderableType:
+    return table if table is not None else Text("")
 
 
 def _arguments(arguments: dict[str, Any]) -> str:
@@ -337,8 +359,9 @@ def _arguments(arguments: dict[str, Any]) -> str:
         return ""
     if len(arguments) == 1:
         (value,) = arguments.values()
-        return f"({truncate(str(value), 60)})"
-    return "(" + truncate(", ".join(f"{name}={value}" for name, value in arguments.items()), 60) + ")"
+        return f"({truncate(' '.join(str(value).split()), 60)})"
+    shown = ", ".join(f"{name}={' '.join(str(value).split())}" for name, value in arguments.items())
+    return "(" + truncate(shown, 60) + ")"
 
 
 def _chart_rows(chart: DataChart) -> list[list[str]]:
