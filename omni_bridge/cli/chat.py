@@ -20,9 +20,10 @@ def add_command(commands: Commands) -> None:
         "chat",
         help="the console agent: ask questions about your data as one end user",
         description="Chat with an agent in front of Omni, acting for one end user with their permissions. "
-        "On a terminal: line editing, history, a live status line; Ctrl-C stops an answer, Ctrl-D leaves. "
-        "Through a pipe: each input line is answered in turn, in plain text. Type /help for the commands "
-        "(/new, /user NAME, /engine claude|omni, /usage, /quit); a number asks that follow-up.",
+        "On a terminal: Tab completes commands and user names, history, multiline input (Esc+Enter, or a "
+        "trailing backslash), a live status line; Ctrl-C stops an answer, Ctrl-D leaves. Through a pipe: each "
+        "input line is answered in turn, in plain text. Type /help for the commands (/new, /user NAME, "
+        "/engine claude|omni, /usage, /history, /conversations, /resume N, /quit); a number asks that follow-up.",
         epilog=examples(
             "# no Omni, no API key needed: the sandbox, as alice",
             "omni-bridge chat --sandbox",

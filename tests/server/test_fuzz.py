@@ -74,5 +74,7 @@ def test_no_generated_request_makes_the_service_fail(fuzz_url: str) -> None:
             except Unsatisfiable:
                 assert mode is GenerationMode.NEGATIVE  # nothing of the operation can be made invalid
             except Exception as exc:  # collected, so one run reports every operation that failed
-                failures.append(f"{operation.label} ({mode.value}): {exc}")
+                # a failure hypothesis could not repeat comes as a group: its members say what failed, and how
+                causes = "".join(f"\n  - {type(e).__name__}: {e}" for e in getattr(exc, "exceptions", ()))
+                failures.append(f"{operation.label} ({mode.value}): {exc}{causes}")
     assert not failures, "\n\n".join(failures)
