@@ -9,6 +9,7 @@ thread as it stands.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -223,14 +224,27 @@ CREATE = "#operations-threads-createThread"
 STATUS = f"document.querySelector('{CREATE} .live-responses-table tbody .response-col_status')?.textContent ?? null"
 
 
+async def click_until(page: Any, selector: str, expression: str) -> None:
+    """Click "Try it out" (`selector`) until `expression` holds: Swagger UI draws the deep-linked operation before
+    React has bound its buttons, so a click that lands first does nothing (seen on a loaded machine). The button
+    toggles ("Cancel" once on), so it is clicked again only while it still says "Try it out"."""
+    label = f"document.querySelector({json.dumps(selector)})?.textContent.trim() ?? null"
+    for _ in range(40):
+        if await page.evaluate(expression):
+            return
+        if await page.evaluate(label) == "Try it out":
+            await page.click(selector)
+        await asyncio.sleep(0.25)
+    await page.wait_until(expression, bool)  # fails with what the page shows
+
+
 @requires_chromium
 async def test_trying_a_request_in_swagger_ui_needs_the_service_key(docs_url: str, tmp_path: Path) -> None:
     """ "Try it out" sends the example as it stands: 401 with no key, a new thread once the key is authorized."""
     async with chromium_page(tmp_path / "profile") as page:
         await page.call("Page.navigate", {"url": docs_url + "/docs#/threads/createThread"})
         await page.wait_until(f"!!document.querySelector('{CREATE} .try-out__btn')", bool)
-        await page.click(f"{CREATE} .try-out__btn")
-        await page.wait_until(f"!!document.querySelector('{CREATE} .execute')", bool)
+        await click_until(page, f"{CREATE} .try-out__btn", f"!!document.querySelector('{CREATE} .execute')")
         body = await page.evaluate(f"document.querySelector('{CREATE} textarea.body-param__text').value")
         assert json.loads(body) == {"message": {"text": "What was revenue by region last quarter?"}}
         await page.click(f"{CREATE} .execute")

@@ -80,7 +80,8 @@ THREADS = """[...document.querySelectorAll('#threads button')].map((b) => ({
   title: b.querySelector('.title').textContent,
   current: b.getAttribute('aria-current') === 'true',
 }))"""
-ALERT = "document.getElementById('alert').hidden ? null : document.getElementById('alert-text').textContent"
+ALERT = "document.getElementById('alert')?.hidden ?? true ? null : document.getElementById('alert-text').textContent"
+"""The chat page's alert, if shown; null on pages without one (the API docs), so a timeout there says what it saw."""
 SHOWN = "(id) => getComputedStyle(document.getElementById(id)).display !== 'none'"
 
 
