@@ -71,7 +71,7 @@ def settings_for(served: Served, fake_url: str | None, **overrides: Any) -> Any:
     values: dict[str, Any] = {"omni_base_url": served.url, "omni_api_key": served.org_key, "bridge_engine": "omni"}
     if fake_url is not None:
         values |= {
-            "anthropic_api_key": "sk-ant-test-secret-0123456789",
+            "anthropic_api_key": "test-anthropic-key-for-traces",
             "anthropic_base_url": fake_url,
             "anthropic_model": MODEL,
             "bridge_engine": "claude",
@@ -210,7 +210,7 @@ async def test_a_claude_answer_is_a_span_tree_of_llm_tool_and_rest_calls(
 
     # Nothing secret or identifying in any attribute of any span, ours or the SDKs'.
     values = every_attribute_value(spans)
-    forbidden = [served.org_key, "sk-ant-test-secret-0123456789", embed_user_id("alice"), "Bearer", "eyJ"]
+    forbidden = [served.org_key, "test-anthropic-key-for-traces", embed_user_id("alice"), "Bearer", "eyJ"]
     if auth == "embed_token":
         forbidden.append(served.sandbox.config.embed_secret)
     leaks = [(secret, value) for value in values for secret in forbidden if secret in value]

@@ -16,7 +16,7 @@ import pytest
 from omni_bridge._logs import JsonFormatter
 from tests.cli.console_helpers import clean_env, run_cli
 
-SECRET = "sk-ant-json-logs-secret-0123456789"
+SECRET = "test-anthropic-key-for-json-logs"
 
 
 def parsed_lines(stderr: str) -> list[dict[str, object]]:
