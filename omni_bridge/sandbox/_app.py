@@ -8,23 +8,22 @@ loop, or `with sandbox.run_in_thread() as url:` from synchronous code such as a 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from mcp.server import ServerRequestContext
-from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from omni_bridge._host_check import host_check
 from omni_bridge._serving import serve_asgi, serve_asgi_in_thread
 from omni_bridge.sandbox._caller import Caller
+from omni_bridge.sandbox._capabilities import CAPABILITIES
 from omni_bridge.sandbox._dataset import DEFAULT_TODAY, build_database
 from omni_bridge.sandbox._directory import Directory
 from omni_bridge.sandbox._docs import DocsIndex
@@ -34,9 +33,14 @@ from omni_bridge.sandbox._gate import CALLER_STATE, McpGate, RateLimiter
 from omni_bridge.sandbox._job_rules import CreditLimit
 from omni_bridge.sandbox._job_store import STORE_FILE, JobStore
 from omni_bridge.sandbox._jobs import JobEngine
-from omni_bridge.sandbox._mcp import CAPABILITIES, McpTools
+from omni_bridge.sandbox._mcp_mount import LazyMcpApp
 from omni_bridge.sandbox._oauth import TOKEN_PATH, token_grant
 from omni_bridge.sandbox._rest import rest_routes
+
+if TYPE_CHECKING:
+    from mcp.server import ServerRequestContext
+
+    from omni_bridge.sandbox._mcp import McpTools
 
 __all__ = ["EMBED_MCP_PATH", "MCP_PATH", "Sandbox", "SandboxConfig"]
 
@@ -122,25 +126,10 @@ class Sandbox:
             credit_limit=self.config.credit_limit(),
             webhook_on_cancel=self.config.webhook_on_cancel,
         )
-        self.tools = McpTools(
-            conn=self.conn,
-            jobs=self.jobs,
-            docs=self.docs,
-            faults=self.faults,
-            stats=self.stats,
-            today=self.config.today,
-            capabilities=self.config.capabilities,
-            omni_agent_enabled=self.config.omni_agent_enabled,
-            caller_of=_caller_of,
-        )
-        server = self.tools.server(middleware=[self._count_sessions])
-        mcp_app = server.streamable_http_app(
-            streamable_http_path=MCP_PATH,
-            transport_security=host_check(host, allowed_hosts),
-            session_idle_timeout=self.config.session_idle_timeout,
-        )
+        self._host, self._allowed_hosts = host, tuple(allowed_hosts)
+        self._mcp = LazyMcpApp(self._build_mcp)  # `mcp` is imported on the first MCP request, not here
         self._gate = McpGate(
-            mcp_app, directory=self.directory, faults=self.faults, stats=self.stats, limiter=self.limiter
+            self._mcp, directory=self.directory, faults=self.faults, stats=self.stats, limiter=self.limiter
         )
         routes = [
             Route(MCP_PATH, endpoint=self._gate),
@@ -151,7 +140,7 @@ class Sandbox:
 
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            async with server.session_manager.run():  # required when the MCP app is mounted (pitfall 8)
+            async with self._mcp.lifespan():
                 try:
                     yield
                 finally:
@@ -159,6 +148,34 @@ class Sandbox:
 
         self.app: ASGIApp = Starlette(routes=routes, lifespan=lifespan)
         self.url: str | None = None
+
+    @functools.cached_property
+    def tools(self) -> McpTools:
+        """Omni's MCP tools as this sandbox serves them (made on first use: see `LazyMcpApp`)."""
+        from omni_bridge.sandbox._mcp import McpTools
+
+        return McpTools(
+            conn=self.conn,
+            jobs=self.jobs,
+            docs=self.docs,
+            faults=self.faults,
+            stats=self.stats,
+            today=self.config.today,
+            capabilities=self.config.capabilities,
+            omni_agent_enabled=self.config.omni_agent_enabled,
+            caller_of=_caller_of,
+        )
+
+    def _build_mcp(self) -> tuple[Any, ASGIApp]:
+        from omni_bridge._host_check import host_check
+
+        server = self.tools.server(middleware=[self._count_sessions])
+        app = server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            transport_security=host_check(self._host, self._allowed_hosts),
+            session_idle_timeout=self.config.session_idle_timeout,
+        )
+        return server, app
 
     def __repr__(self) -> str:
         return f"<Sandbox url={self.url!r} users={len(list(self.directory.all_users()))}>"
@@ -246,5 +263,7 @@ def _caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
     request = ctx.request
     caller = request.scope.get("state", {}).get(CALLER_STATE) if request is not None else None
     if not isinstance(caller, Caller):
+        from mcp.shared.exceptions import MCPError
+
         raise MCPError(-32000, "Unauthorized: the sandbox serves MCP over HTTP only, with an API key")
     return caller

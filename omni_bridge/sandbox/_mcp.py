@@ -24,6 +24,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from omni_bridge.sandbox._answer import Scope, answer_question, resolve_model, resolve_topic
 from omni_bridge.sandbox._caller import Caller
+from omni_bridge.sandbox._capabilities import CAPABILITIES, TOOL_CAPABILITIES
 from omni_bridge.sandbox._chart_page import ChartPageError, build_chart_page, chart_page_error, chart_page_result
 from omni_bridge.sandbox._docs import DocsIndex
 from omni_bridge.sandbox._errors import SandboxHTTPError
@@ -35,19 +36,6 @@ from omni_bridge.sandbox._semantic import MODELS
 
 __all__ = ["CAPABILITIES", "TOOL_CAPABILITIES", "McpTools"]
 
-CAPABILITIES = ("agentic", "single_shot", "docs_search")
-"""Omni's AI Hub > MCP settings: agentic capabilities, single shot query generation, documentation search."""
-
-TOOL_CAPABILITIES: dict[str, tuple[str, ...]] = {
-    "pickModel": ("agentic", "single_shot"),
-    "pickTopic": ("agentic", "single_shot"),
-    "getData": ("single_shot",),
-    "askOmni": ("agentic",),
-    "checkStatus": ("agentic",),
-    "searchOmniDocs": ("docs_search",),
-    "getJobChartPage": ("agentic",),
-}
-"""Which setting exposes each tool; the selectors are registered if either query setting is on."""
 
 CALLER_KEY = "omni_sandbox.caller"
 """Where the HTTP gate leaves the resolved `Caller` in the ASGI scope's `state`."""

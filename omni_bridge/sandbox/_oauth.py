@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-import jwt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -96,6 +95,8 @@ async def token_grant(sandbox: Sandbox, request: Request) -> Response:
 
 
 def _verified_claims(sandbox: Sandbox, request: Request, body: bytes) -> EmbedClaims:
+    import jwt  # here, not at the top: the sandbox starts before the console's prompt; few runs mint
+
     if len(body) > _MAX_BODY:
         raise _GrantError("invalid_request", "the request body is too large")
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):

@@ -1,67 +1,171 @@
 """Everything that talks to Omni: auth strategies, the MCP session pool, the toolset Claude sees, result shaping,
-REST."""
+REST.
 
-from omni_bridge.tools._artifacts import Artifact, ArtifactStore, MemoryArtifactStore
-from omni_bridge.tools._attachments import (
-    MAX_ATTACHMENTS,
-    MAX_ATTACHMENTS_BYTES,
-    MAX_IMAGE_BYTES,
-    JobAttachment,
-    check_attachments,
-)
-from omni_bridge.tools._auth import AuthStrategy, EmbedTokenAuth, OrgKeyAuth
-from omni_bridge.tools._budget import CHARS_PER_TOKEN, estimate_tokens
-from omni_bridge.tools._chart import MAX_CHART_POINTS, ChartPoint, ChartSeries, DataChart, derive_chart, parse_number
-from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
-from omni_bridge.tools._embed_tokens import EmbedPrincipal, EmbedTokenError, EmbedTokenMinter
-from omni_bridge.tools._headers import mcp_headers
-from omni_bridge.tools._identity_args import StrippedArguments, is_identity_argument, strip_identity_arguments
-from omni_bridge.tools._pool import EMBED_TOKEN_PATH, PoolStats, SessionPool
-from omni_bridge.tools._preview import Completeness, PreviewSection, QueryRerun, complete_preview, split_preview
-from omni_bridge.tools._provenance import QueryProvenance, partial_notice, query_provenance
-from omni_bridge.tools._read_result import (
-    DEFAULT_READ_LIMIT,
-    MAX_READ_LIMIT,
-    READ_RESULT_TOOL,
-    InvalidReadArguments,
-    ReadResult,
-    ReadResultError,
-    ResultNotFound,
-    read_result,
-)
-from omni_bridge.tools._rest import OmniRestClient
-from omni_bridge.tools._rest_models import (
-    ConversationDetail,
-    ConversationMessage,
-    ConversationPage,
-    ConversationSummary,
-    EmbedUser,
-    JobAction,
-    JobCancelled,
-    JobCreated,
-    JobError,
-    JobProgress,
-    JobResult,
-    JobState,
-    JobStatus,
-    ModelInfo,
-    QueryActionResult,
-    TopicInfo,
-)
-from omni_bridge.tools._rest_pacer import (
-    LOOPBACK_REQUESTS_PER_MINUTE,
-    OMNI_REQUESTS_PER_MINUTE,
-    RestBudgetBusy,
-    RestPacer,
-    configured_budget,
-    default_budget,
-)
-from omni_bridge.tools._rest_query import QueryRows
-from omni_bridge.tools._rest_transport import shared_ssl_context
-from omni_bridge.tools._session_key import SessionKey
-from omni_bridge.tools._shape import ShapedResult, shape_result
-from omni_bridge.tools._toolset import CODE_ONLY_TOOLS, SELECTOR_TOOLS, ToolOutcome, ToolPolicy, Toolset
-from omni_bridge.tools._webhooks import ReplayGuard, sign_webhook_payload, verify_webhook
+Every name loads on first use (see `omni_bridge._lazy`): importing one module of this package, say for a
+chart's data, must not import `mcp` (about a second), which the session pool and result shaping stand on.
+"""
+
+from typing import TYPE_CHECKING
+
+from omni_bridge._lazy import lazy_names as _lazy_names
+
+if TYPE_CHECKING:
+    from omni_bridge.tools._artifacts import Artifact, ArtifactStore, MemoryArtifactStore
+    from omni_bridge.tools._attachments import (
+        MAX_ATTACHMENTS,
+        MAX_ATTACHMENTS_BYTES,
+        MAX_IMAGE_BYTES,
+        JobAttachment,
+        check_attachments,
+    )
+    from omni_bridge.tools._auth import AuthStrategy, EmbedTokenAuth, OrgKeyAuth
+    from omni_bridge.tools._budget import CHARS_PER_TOKEN, estimate_tokens
+    from omni_bridge.tools._chart import (
+        MAX_CHART_POINTS,
+        ChartPoint,
+        ChartSeries,
+        DataChart,
+        derive_chart,
+        parse_number,
+    )
+    from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
+    from omni_bridge.tools._embed_tokens import EmbedPrincipal, EmbedTokenError, EmbedTokenMinter
+    from omni_bridge.tools._headers import mcp_headers
+    from omni_bridge.tools._identity_args import StrippedArguments, is_identity_argument, strip_identity_arguments
+    from omni_bridge.tools._pool import EMBED_TOKEN_PATH, PoolStats, SessionPool
+    from omni_bridge.tools._preview import Completeness, PreviewSection, QueryRerun, complete_preview, split_preview
+    from omni_bridge.tools._provenance import QueryProvenance, partial_notice, query_provenance
+    from omni_bridge.tools._read_result import (
+        DEFAULT_READ_LIMIT,
+        MAX_READ_LIMIT,
+        READ_RESULT_TOOL,
+        InvalidReadArguments,
+        ReadResult,
+        ReadResultError,
+        ResultNotFound,
+        read_result,
+    )
+    from omni_bridge.tools._rest import OmniRestClient
+    from omni_bridge.tools._rest_models import (
+        ConversationDetail,
+        ConversationMessage,
+        ConversationPage,
+        ConversationSummary,
+        EmbedUser,
+        JobAction,
+        JobCancelled,
+        JobCreated,
+        JobError,
+        JobProgress,
+        JobResult,
+        JobState,
+        JobStatus,
+        ModelInfo,
+        QueryActionResult,
+        TopicInfo,
+    )
+    from omni_bridge.tools._rest_pacer import (
+        LOOPBACK_REQUESTS_PER_MINUTE,
+        OMNI_REQUESTS_PER_MINUTE,
+        RestBudgetBusy,
+        RestPacer,
+        configured_budget,
+        default_budget,
+    )
+    from omni_bridge.tools._rest_query import QueryRows
+    from omni_bridge.tools._rest_transport import shared_ssl_context
+    from omni_bridge.tools._session_key import SessionKey
+    from omni_bridge.tools._shape import ShapedResult, shape_result
+    from omni_bridge.tools._toolset import CODE_ONLY_TOOLS, SELECTOR_TOOLS, ToolOutcome, ToolPolicy, Toolset
+    from omni_bridge.tools._webhooks import ReplayGuard, sign_webhook_payload, verify_webhook
+
+_MODULE_OF = {
+    "Artifact": "omni_bridge.tools._artifacts",
+    "ArtifactStore": "omni_bridge.tools._artifacts",
+    "AuthStrategy": "omni_bridge.tools._auth",
+    "CHARS_PER_TOKEN": "omni_bridge.tools._budget",
+    "CODE_ONLY_TOOLS": "omni_bridge.tools._toolset",
+    "ChartPoint": "omni_bridge.tools._chart",
+    "ChartSeries": "omni_bridge.tools._chart",
+    "ClaudeTool": "omni_bridge.tools._claude_tools",
+    "Completeness": "omni_bridge.tools._preview",
+    "ConversationDetail": "omni_bridge.tools._rest_models",
+    "ConversationMessage": "omni_bridge.tools._rest_models",
+    "ConversationPage": "omni_bridge.tools._rest_models",
+    "ConversationSummary": "omni_bridge.tools._rest_models",
+    "DEFAULT_READ_LIMIT": "omni_bridge.tools._read_result",
+    "DataChart": "omni_bridge.tools._chart",
+    "EMBED_TOKEN_PATH": "omni_bridge.tools._pool",
+    "EmbedPrincipal": "omni_bridge.tools._embed_tokens",
+    "EmbedTokenAuth": "omni_bridge.tools._auth",
+    "EmbedTokenError": "omni_bridge.tools._embed_tokens",
+    "EmbedTokenMinter": "omni_bridge.tools._embed_tokens",
+    "EmbedUser": "omni_bridge.tools._rest_models",
+    "InvalidReadArguments": "omni_bridge.tools._read_result",
+    "JobAction": "omni_bridge.tools._rest_models",
+    "JobAttachment": "omni_bridge.tools._attachments",
+    "JobCancelled": "omni_bridge.tools._rest_models",
+    "JobCreated": "omni_bridge.tools._rest_models",
+    "JobError": "omni_bridge.tools._rest_models",
+    "JobProgress": "omni_bridge.tools._rest_models",
+    "JobResult": "omni_bridge.tools._rest_models",
+    "JobState": "omni_bridge.tools._rest_models",
+    "JobStatus": "omni_bridge.tools._rest_models",
+    "LOOPBACK_REQUESTS_PER_MINUTE": "omni_bridge.tools._rest_pacer",
+    "MAX_ATTACHMENTS": "omni_bridge.tools._attachments",
+    "MAX_ATTACHMENTS_BYTES": "omni_bridge.tools._attachments",
+    "MAX_CHART_POINTS": "omni_bridge.tools._chart",
+    "MAX_IMAGE_BYTES": "omni_bridge.tools._attachments",
+    "MAX_READ_LIMIT": "omni_bridge.tools._read_result",
+    "MemoryArtifactStore": "omni_bridge.tools._artifacts",
+    "ModelInfo": "omni_bridge.tools._rest_models",
+    "OMNI_REQUESTS_PER_MINUTE": "omni_bridge.tools._rest_pacer",
+    "OmniRestClient": "omni_bridge.tools._rest",
+    "OrgKeyAuth": "omni_bridge.tools._auth",
+    "PoolStats": "omni_bridge.tools._pool",
+    "PreviewSection": "omni_bridge.tools._preview",
+    "QueryActionResult": "omni_bridge.tools._rest_models",
+    "QueryProvenance": "omni_bridge.tools._provenance",
+    "QueryRerun": "omni_bridge.tools._preview",
+    "QueryRows": "omni_bridge.tools._rest_query",
+    "READ_RESULT_TOOL": "omni_bridge.tools._read_result",
+    "ReadResult": "omni_bridge.tools._read_result",
+    "ReadResultError": "omni_bridge.tools._read_result",
+    "ReplayGuard": "omni_bridge.tools._webhooks",
+    "RestBudgetBusy": "omni_bridge.tools._rest_pacer",
+    "RestPacer": "omni_bridge.tools._rest_pacer",
+    "ResultNotFound": "omni_bridge.tools._read_result",
+    "SELECTOR_TOOLS": "omni_bridge.tools._toolset",
+    "SessionKey": "omni_bridge.tools._session_key",
+    "SessionPool": "omni_bridge.tools._pool",
+    "ShapedResult": "omni_bridge.tools._shape",
+    "StrippedArguments": "omni_bridge.tools._identity_args",
+    "ToolOutcome": "omni_bridge.tools._toolset",
+    "ToolPolicy": "omni_bridge.tools._toolset",
+    "Toolset": "omni_bridge.tools._toolset",
+    "TopicInfo": "omni_bridge.tools._rest_models",
+    "check_attachments": "omni_bridge.tools._attachments",
+    "claude_tools": "omni_bridge.tools._claude_tools",
+    "complete_preview": "omni_bridge.tools._preview",
+    "configured_budget": "omni_bridge.tools._rest_pacer",
+    "default_budget": "omni_bridge.tools._rest_pacer",
+    "derive_chart": "omni_bridge.tools._chart",
+    "estimate_tokens": "omni_bridge.tools._budget",
+    "is_identity_argument": "omni_bridge.tools._identity_args",
+    "mcp_headers": "omni_bridge.tools._headers",
+    "parse_number": "omni_bridge.tools._chart",
+    "partial_notice": "omni_bridge.tools._provenance",
+    "query_provenance": "omni_bridge.tools._provenance",
+    "read_result": "omni_bridge.tools._read_result",
+    "shape_result": "omni_bridge.tools._shape",
+    "shared_ssl_context": "omni_bridge.tools._rest_transport",
+    "sign_webhook_payload": "omni_bridge.tools._webhooks",
+    "split_preview": "omni_bridge.tools._preview",
+    "strip_identity_arguments": "omni_bridge.tools._identity_args",
+    "verify_webhook": "omni_bridge.tools._webhooks",
+}
+
+__getattr__, __dir__ = _lazy_names(globals(), _MODULE_OF)
 
 __all__ = [
     "CHARS_PER_TOKEN",
