@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from omni_bridge._serving import serve_asgi, serve_asgi_in_thread
 from omni_bridge.sandbox._caller import Caller
 from omni_bridge.sandbox._capabilities import CAPABILITIES
-from omni_bridge.sandbox._dataset import DEFAULT_TODAY, build_database
+from omni_bridge.sandbox._dataset import DEFAULT_TODAY
+from omni_bridge.sandbox._demo_copies import demo_database
 from omni_bridge.sandbox._directory import Directory
 from omni_bridge.sandbox._docs import DocsIndex
 from omni_bridge.sandbox._embed_tokens import EmbedTokens
@@ -107,7 +108,7 @@ class Sandbox:
         `Origin` (others get 421/403, a DNS-rebinding defence); off loopback that check is off unless
         `allowed_hosts` names the hosts to accept (any port, or `name:port`) besides loopback ones."""
         self.config = config or SandboxConfig()
-        self.conn = build_database(seed=self.config.seed)
+        self.conn = demo_database(self.config.seed, self.config.data_dir)
         self.directory = Directory(
             org_key=self.config.org_key,
             personal_token=self.config.personal_token,
