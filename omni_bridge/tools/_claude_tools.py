@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mcp_types as types
+if TYPE_CHECKING:
+    import mcp_types as types  # in annotations only: `mcp` is imported when a session opens
 
 __all__ = ["ClaudeTool", "claude_tools"]
 

@@ -13,11 +13,12 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import mcp.types as types
+from typing import TYPE_CHECKING, Any
 
 from omni_bridge.tools._artifacts import csv_cell, rows_to_csv
+
+if TYPE_CHECKING:
+    import mcp.types as types
 
 __all__ = ["FoundTable", "ResultParts", "find_table"]
 
@@ -55,6 +56,8 @@ class ResultParts:
 
     @classmethod
     def of(cls, content: Sequence[types.ContentBlock]) -> ResultParts:
+        import mcp.types as types  # here: a result exists only once `mcp` is loaded, and starting need not load it
+
         parts = cls()
         for block in content:
             if isinstance(block, types.TextContent):

@@ -20,9 +20,7 @@ import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import mcp.types as types
+from typing import TYPE_CHECKING, Any
 
 from omni_bridge.tools._artifacts import Artifact, ArtifactStore
 from omni_bridge.tools._budget import (
@@ -39,6 +37,9 @@ from omni_bridge.tools._preview import Completeness, QueryRerun, complete_previe
 from omni_bridge.tools._provenance import QueryProvenance, query_provenance
 from omni_bridge.tools._read_result import DEFAULT_READ_LIMIT, MAX_READ_LIMIT
 from omni_bridge.tools._result_content import FoundTable, ResultParts, find_table
+
+if TYPE_CHECKING:
+    import mcp.types as types  # in annotations only: `mcp` is imported when a session opens
 
 __all__ = ["ShapedResult", "shape_result"]
 

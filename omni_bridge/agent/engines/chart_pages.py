@@ -18,14 +18,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
-
-import mcp_types as types
+from typing import TYPE_CHECKING, Any
 
 from omni_bridge.agent.engines.run import Run
 from omni_bridge.agent.events import MAX_CHART_PAGE_CHARS, ChartPagePart, ChartPageReady, Event
 from omni_bridge.exceptions import McpError
 from omni_bridge.tools import ToolOutcome, Toolset
+
+if TYPE_CHECKING:
+    import mcp_types as types  # in annotations only: `mcp` is imported when a session opens
 
 __all__ = ["CHART_PAGE_TOOL", "ChartPages", "fetch_chart_page"]
 
