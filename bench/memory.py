@@ -26,16 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _serve
 import httpx2
 
 from omni_bridge.sandbox import Sandbox, SandboxConfig
@@ -43,13 +39,8 @@ from omni_bridge.testing import FakeAnthropic, ToolCall, tool_then_answer
 
 KEY = "bench-memory-service-key-0123456789"
 QUESTION = "What is our revenue by region?"
-REGIONS = ("West", "East", "Central", "South")
 POLL_SECONDS = 0.05
 SAMPLE_SECONDS = 0.25
-
-
-def _user(number: int) -> str:
-    return f"bench-user-{number:05d}"
 
 
 @dataclass
@@ -67,52 +58,7 @@ class Figures:
 
 
 def _sample(pid: int) -> Sample:
-    """The RSS (KiB) and open descriptors of process `pid`, from `/proc`."""
-    rss = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1])
-    return Sample(rss, len(os.listdir(f"/proc/{pid}/fd")))
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-@contextlib.asynccontextmanager
-async def _serve_process(
-    sandbox_url: str, org_key: str, fake_url: str, data_dir: Path, idle_seconds: float
-) -> AsyncIterator[tuple[str, int]]:
-    """`omni-bridge serve` in its own process, configured by environment variables; yields its URL and pid."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI_", "ANTHROPIC_", "BRIDGE_"))}
-    env |= {
-        "OMNI_BASE_URL": sandbox_url,
-        "OMNI_API_KEY": org_key,
-        "OMNI_REST_REQUESTS_PER_MINUTE": "1000000",  # the sandbox sets no limit; the bridge's own pacing neither
-        "ANTHROPIC_API_KEY": "bench-key",
-        "ANTHROPIC_BASE_URL": fake_url,
-        "BRIDGE_ENGINE": "claude",
-        "BRIDGE_SERVICE_KEYS": f"bench:{KEY}",
-        "BRIDGE_DATA_DIR": str(data_dir),
-        "BRIDGE_SESSION_IDLE_SECONDS": str(idle_seconds),
-        "BRIDGE_IDENTITY_TTL_SECONDS": str(idle_seconds),
-        "BRIDGE_MAX_RUNS_PER_TENANT": "100000",
-        "BRIDGE_LOG_LEVEL": "INFO",  # into serve.log: the service's own account of what it released
-    }
-    with (data_dir / "serve.log").open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "omni_bridge.cli", "serve", "--port", "0",
-            env=env, stdout=subprocess.PIPE, stderr=log, cwd=data_dir,
-        )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        first = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        if "listening on " not in first:
-            raise RuntimeError(f"the service did not start: {first!r}")
-        yield first.split("listening on ")[1].split(" ")[0], process.pid
-    finally:
-        process.terminate()
-        await process.wait()
+    return Sample(_serve.rss_kib(pid), _serve.open_fds(pid))
 
 
 def _log_lines(data_dir: Path) -> list[str]:
@@ -165,23 +111,37 @@ async def _answer_all(client: httpx2.AsyncClient, users: int, concurrency: int) 
     async def worker() -> None:
         nonlocal done
         while not queue.empty():
-            status = await _ask(client, _user(queue.get_nowait()))
+            status = await _ask(client, _serve.bench_user(queue.get_nowait()))
             statuses[status] = statuses.get(status, 0) + 1
             done += 1
             if done % max(1, users // 20) == 0 or done == users:
                 rate = done / (time.perf_counter() - started)
-                _say(f"  {done:>6,}/{users:,} answered ({rate:,.0f}/s)")
+                _serve.say(f"  {done:>6,}/{users:,} answered ({rate:,.0f}/s)")
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return statuses
 
 
+def _serve_env(sandbox_url: str, org_key: str, fake_url: str, data_dir: Path, idle_seconds: float) -> dict[str, str]:
+    return _serve.serve_env(
+        sandbox_url=sandbox_url,
+        org_key=org_key,
+        model_url=fake_url,
+        service_key=KEY,
+        data_dir=data_dir,
+        BRIDGE_SESSION_IDLE_SECONDS=str(idle_seconds),
+        BRIDGE_IDENTITY_TTL_SECONDS=str(idle_seconds),
+        BRIDGE_MAX_RUNS_PER_TENANT="100000",
+        BRIDGE_LOG_LEVEL="INFO",  # into serve.log: the service's own account of what it released
+    )
+
+
 async def main(users: int, concurrency: int, idle_seconds: float, settle: float, *, as_json: bool) -> None:
     sandbox = Sandbox(SandboxConfig(job_step_seconds=0.02))
-    _say(f"making {users:,} embed users in the sandbox")
+    _serve.say(f"making {users:,} embed users in the sandbox")
     for number in range(users):
-        region = REGIONS[number % len(REGIONS)]
-        sandbox.directory.upsert_embed(_user(number), f"Bench User {number}", attributes={"region": region})
+        region = _serve.REGIONS[number % len(_serve.REGIONS)]
+        sandbox.directory.upsert_embed(_serve.bench_user(number), f"Bench User {number}", attributes={"region": region})
     sandbox.directory.upsert_embed("bench-warmup", "Warm Up", attributes={"region": "West"})
     fake = FakeAnthropic(responder=tool_then_answer(ToolCall("getData", {"prompt": "revenue by region"})))
     began = time.perf_counter()
@@ -190,14 +150,16 @@ async def main(users: int, concurrency: int, idle_seconds: float, settle: float,
         sandbox.run_in_thread() as sandbox_url,
         fake.run_in_thread() as fake_url,
     ):
-        async with _serve_process(sandbox_url, sandbox.config.org_key, fake_url, Path(tmp), idle_seconds) as (url, pid):
+        env = _serve_env(sandbox_url, sandbox.config.org_key, fake_url, Path(tmp), idle_seconds)
+        async with _serve.serve(env, Path(tmp)) as server:
+            url, pid = server.url, server.pid
             boot = _sample(pid)
-            _say(f"serve is up (pid {pid}): RSS {boot.rss_kib:,} KiB, {boot.fds} fds; warming up")
+            _serve.say(f"serve is up (pid {pid}): RSS {boot.rss_kib:,} KiB, {boot.fds} fds; warming up")
             # A client per phase, closed after it: its keep-alive connections are the bench's, not the bridge's.
             async with _client(url, 1) as client:
                 assert await _ask(client, "bench-warmup") == "succeeded"
             start = await _settle(pid, settle)
-            _say(f"start (warm, idle): RSS {start.rss_kib:,} KiB, {start.fds} fds")
+            _serve.say(f"start (warm, idle): RSS {start.rss_kib:,} KiB, {start.fds} fds")
 
             figures = Figures([start])
 
@@ -217,7 +179,9 @@ async def main(users: int, concurrency: int, idle_seconds: float, settle: float,
                     await watcher
             answered_in = time.perf_counter() - answering
             peak = figures.peak()
-            _say(f"peak: RSS {peak.rss_kib:,} KiB, {peak.fds} fds; statuses {statuses}; waiting {settle:g} s idle")
+            _serve.say(
+                f"peak: RSS {peak.rss_kib:,} KiB, {peak.fds} fds; statuses {statuses}; waiting {settle:g} s idle"
+            )
             after = await _settle(pid, settle)
         released = [line.split("memory released, ")[1] for line in _log_lines(Path(tmp)) if "memory released" in line]
 
@@ -231,26 +195,24 @@ async def main(users: int, concurrency: int, idle_seconds: float, settle: float,
     verdict = "within" if growth <= 0.20 else "NOT within"
     print(f"after idle vs start: RSS {growth:+.1%} ({verdict} the 20% goal), fds {after.fds - start.fds:+d}")
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "users": users,
-                    "concurrency": concurrency,
-                    "statuses": statuses,
-                    "rss_kib_boot": boot.rss_kib,
-                    "rss_kib_start": start.rss_kib,
-                    "rss_kib_peak": peak.rss_kib,
-                    "rss_kib_after_idle": after.rss_kib,
-                    "rss_growth_after_idle": round(growth, 4),
-                    "fds_boot": boot.fds,
-                    "fds_start": start.fds,
-                    "fds_peak": peak.fds,
-                    "fds_after_idle": after.fds,
-                    "service_releases": released,
-                    "answer_seconds": round(answered_in, 1),
-                    "seconds": round(time.perf_counter() - began, 1),
-                }
-            )
+        _serve.print_json(
+            {
+                "users": users,
+                "concurrency": concurrency,
+                "statuses": statuses,
+                "rss_kib_boot": boot.rss_kib,
+                "rss_kib_start": start.rss_kib,
+                "rss_kib_peak": peak.rss_kib,
+                "rss_kib_after_idle": after.rss_kib,
+                "rss_growth_after_idle": round(growth, 4),
+                "fds_boot": boot.fds,
+                "fds_start": start.fds,
+                "fds_peak": peak.fds,
+                "fds_after_idle": after.fds,
+                "service_releases": released,
+                "answer_seconds": round(answered_in, 1),
+                "seconds": round(time.perf_counter() - began, 1),
+            }
         )
 
 

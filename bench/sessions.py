@@ -16,7 +16,8 @@ The framework clients are `agents.mcp.MCPServerStreamableHttp`, `pydantic_ai.mcp
 and `langchain.mcp.MCPAdapter` (FastMCP client). `langchain-mcp-adapters` caps `mcp` below 2, so it cannot be
 installed beside the bridge; its source opens a session per tool call unless the caller holds one open.
 This is a measurement, not a test: it prints a table (and with `--json`, as its last line, one JSON object of the
-sessions opened per row, `null` for a row whose framework is not installed). `pydantic-ai-slim[mcp]` brings
+sessions opened per row, `<framework>_<bridge|native>_<runs>x<calls>_sessions` such as
+`openai_agents_native_20x1_sessions`, `null` for a row whose framework is not installed). `pydantic-ai-slim[mcp]` brings
 FastMCP, which the framework clients use; type-checking this script does not need it installed.
 """
 
@@ -198,29 +199,41 @@ async def count(
     return sum(sandbox.stats.sessions_opened.values()), served
 
 
-async def measure(sandbox: Sandbox) -> list[tuple[str, str, int | None, int | None]]:
+Row = tuple[str, str, str, int | None, int | None]
+"""(JSON key, framework, client and shape, sessions opened, getData calls served)."""
+
+
+async def measure(sandbox: Sandbox) -> list[Row]:
     assert sandbox.url is not None
-    rows: list[tuple[str, str, int | None, int | None]] = []
+    rows: list[Row] = []
     frameworks = [
-        ("OpenAI Agents SDK", bridge_agents, native_agents, "MCPServerStreamableHttp"),
-        ("pydantic-ai", bridge_pydantic, native_pydantic, "MCPToolset (FastMCP)"),
-        ("LangChain / LangGraph", bridge_langchain, native_langchain, "langchain.mcp.MCPAdapter"),
+        ("openai_agents", "OpenAI Agents SDK", bridge_agents, native_agents, "MCPServerStreamableHttp"),
+        ("pydantic_ai", "pydantic-ai", bridge_pydantic, native_pydantic, "MCPToolset (FastMCP)"),
+        ("langchain", "LangChain / LangGraph", bridge_langchain, native_langchain, "langchain.mcp.MCPAdapter"),
     ]
-    for name, bridge, native, client in frameworks:
+    for key, name, bridge, native, client in frameworks:
         for runs, calls in ((CALLS, 1), (1, CALLS)):
             shape = f"{runs} run{'s' if runs > 1 else ''} x {calls} call{'s' if calls > 1 else ''}"
             async with OmniConnection(base_url=sandbox.url, api_key=sandbox.config.org_key) as omni:
                 opened, served = await count(sandbox, runs, calls, functools.partial(bridge, omni, calls))
-            rows.append((name, f"omni-bridge adapter, {shape}", opened, served))
+            rows.append((f"{key}_bridge_{runs}x{calls}", name, f"omni-bridge adapter, {shape}", opened, served))
             opened, served = await count(sandbox, runs, calls, functools.partial(native, sandbox, calls))
-            rows.append((name, f"{client}, {shape}", opened, served))
+            rows.append((f"{key}_native_{runs}x{calls}", name, f"{client}, {shape}", opened, served))
     opened, served = await count(sandbox, 1, CALLS, lambda: native_langchain_unheld(sandbox, CALLS))
-    rows.append(("LangChain / LangGraph", f"MCPAdapter not held open, 1 run x {CALLS} calls", opened, served))
+    rows.append(
+        (
+            f"langchain_native_unheld_1x{CALLS}",
+            "LangChain / LangGraph",
+            f"MCPAdapter not held open, 1 run x {CALLS} calls",
+            opened,
+            served,
+        )
+    )
     rows.extend(await measure_proxy(sandbox))
     return rows
 
 
-async def measure_proxy(sandbox: Sandbox) -> list[tuple[str, str, int | None, int | None]]:
+async def measure_proxy(sandbox: Sandbox) -> list[Row]:
     """20 MCP client connections of one user, each making one call: through the HTTP proxy, and straight to Omni."""
     assert sandbox.url is not None
     headers = {"Authorization": "Bearer svc", "X-Bridge-User": "alice"}
@@ -234,26 +247,29 @@ async def measure_proxy(sandbox: Sandbox) -> list[tuple[str, str, int | None, in
         async with serve_asgi(proxy_http_app(McpProxy(omni), service_keys=["svc"])) as url:
             via_proxy = await count(sandbox, CALLS, 1, lambda: one_call(url + "/mcp", headers))
     straight = await count(sandbox, CALLS, 1, lambda: one_call(sandbox.mcp_url(), direct))
+    proxy = "MCP proxy (HTTP)"
     return [
-        ("MCP proxy (HTTP)", f"omni-bridge mcp-proxy, {CALLS} client connections x 1 call", *via_proxy),
-        ("MCP proxy (HTTP)", f"mcp Client straight to Omni, {CALLS} connections x 1 call", *straight),
+        (f"mcp_proxy_{CALLS}x1", proxy, f"omni-bridge mcp-proxy, {CALLS} client connections x 1 call", *via_proxy),
+        (f"mcp_direct_{CALLS}x1", proxy, f"mcp Client straight to Omni, {CALLS} connections x 1 call", *straight),
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="end with one JSON object: sessions opened per row")
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON object: sessions opened per row (`<row>_sessions`)"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     sandbox = Sandbox()
     with sandbox.run_in_thread():
         rows = asyncio.run(measure(sandbox))
     print("| framework | client, shape | MCP sessions opened | getData calls served |\n|---|---|---|---|")
-    for name, client, opened, served in rows:
+    for _key, name, client, opened, served in rows:
         cells = ("not installed", "") if opened is None else (opened, served)
         print(f"| {name} | {client} | {cells[0]} | {cells[1]} |")
     if args.json:
-        print(json.dumps({f"{name}: {client}": opened for name, client, opened, _served in rows}))
+        print(json.dumps({f"{key}_sessions": opened for key, _name, _client, opened, _served in rows}))
 
 
 if __name__ == "__main__":

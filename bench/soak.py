@@ -50,7 +50,6 @@ import os
 import re
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _serve
 import httpx2
 
 from omni_bridge.testing import CapturedRequest, FakeAnthropic, Reply, ReplyText, ToolCall, tool_then_answer
@@ -70,13 +70,7 @@ SERVICE_KEY = "soak-service-key-" + secrets.token_hex(8)
 QUESTION = "What is our revenue by region?"
 _TAG = re.compile(r"\[(soak-u\d+) t(\d+)\]")
 _REGION_WORD = re.compile(r"\b(" + "|".join(REGIONS) + r")\b")
-_LISTENING = re.compile(r"listening on (http://\S+)")
-_ORG_KEY = re.compile(r"organization key\s+(\S+)")
 POLL_SECONDS = 0.2
-START_SECONDS = 90.0
-"""How long a process may take to print where it listens (imports are slow on a busy machine)."""
-STOP_GRACE_SECONDS = 15.0
-"""SIGTERM's grace before SIGKILL: longer than `serve`'s own 10 s for open connections."""
 DRAIN_SECONDS = 15.0
 """After the load's deadline, turns in flight get this long to end before they are cut."""
 AUDIT_SECONDS = 20.0
@@ -119,54 +113,8 @@ def responder(delay_seconds: float) -> Callable[[CapturedRequest], Reply]:
 
 
 @dataclass
-class Proc:
-    """A child process whose stdout and stderr go to `log`."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            out.write(f"\n--- start {time.strftime('%H:%M:%S')} ---\n".encode())
-            out.flush()
-            self.process = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT)
-
-    async def banner(self, pattern: re.Pattern[str]) -> re.Match[str]:
-        """Wait for the first match of `pattern` in this start's output (the process printing where it listens)."""
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            text = self.log.read_text(errors="replace").rsplit("--- start ", 1)[-1]
-            if (found := pattern.search(text)) is not None:
-                return found
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{text[-2000:]}")
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not start within {START_SECONDS:.0f} s")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def stop(self) -> bool:
-        """SIGTERM, then SIGKILL if it has not exited after `STOP_GRACE_SECONDS`; False when it had to be killed."""
-        if self.process is None or self.process.poll() is not None:
-            return True
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return False
-        return True
-
-
-@dataclass
 class Worker:
-    proc: Proc
+    proc: _serve.Child
     url: str = ""
     up: bool = False
     client: httpx2.AsyncClient | None = None
@@ -174,7 +122,7 @@ class Worker:
     async def launch(self, port: int) -> None:
         self.proc.argv[-1] = str(port)
         self.proc.start()
-        self.url = (await self.proc.banner(_LISTENING)).group(1)
+        self.url = (await self.proc.banner(_serve.LISTENING)).group(1)
         if self.client is not None:
             await self.client.aclose()
         limits = httpx2.Limits(max_connections=64, max_keepalive_connections=32)
@@ -640,27 +588,21 @@ def _strings(value: Any) -> str:
 # --- running it all -------------------------------------------------------------------------------------
 
 
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI_", "ANTHROPIC_", "BRIDGE_"))}
-    return env | {"PYTHONUNBUFFERED": "1"} | extra
-
-
 @contextlib.asynccontextmanager
 async def started(args: argparse.Namespace, logs: Path, store_url: str) -> AsyncIterator[Soak]:
     """The sandbox, the fake model and two workers, up; every process ended on the way out."""
-    cli = [sys.executable, "-m", "omni_bridge.cli"]
-    procs: list[Proc] = []
-    sandbox = Proc(
-        "sandbox", [*cli, "sandbox", "--port", "0", "--job-step-seconds", "0.05"], _child_env({}), logs / "sandbox.log"
-    )
+    cli = _serve.CLI
+    procs: list[_serve.Child] = []
+    argv = [*cli, "sandbox", "--port", "0", "--job-step-seconds", "0.05"]
+    sandbox = _serve.Child("sandbox", argv, _serve.child_env(), logs / "sandbox.log")
     procs.append(sandbox)
     fake = FakeAnthropic(responder=responder(args.model_delay))
     workers: list[Worker] = []
     soak: Soak | None = None
     try:
         sandbox.start()
-        sandbox_url = (await sandbox.banner(_LISTENING)).group(1)
-        org_key = (await sandbox.banner(_ORG_KEY)).group(1)
+        sandbox_url = (await sandbox.banner(_serve.LISTENING)).group(1)
+        org_key = (await sandbox.banner(_serve.ORG_KEY)).group(1)
         with fake.run_in_thread() as fake_url:
             env = {
                 "OMNI_BASE_URL": sandbox_url,
@@ -679,8 +621,8 @@ async def started(args: argparse.Namespace, logs: Path, store_url: str) -> Async
                 data = logs / f"worker-{name}"
                 data.mkdir()
                 argv = [*cli, "serve", "--worker-id", f"soak-{name}", "--port", "0"]
-                proc = Proc(
-                    f"worker {name}", argv, _child_env(env | {"BRIDGE_DATA_DIR": str(data)}), logs / f"{name}.log"
+                proc = _serve.Child(
+                    f"worker {name}", argv, _serve.child_env(env | {"BRIDGE_DATA_DIR": str(data)}), logs / f"{name}.log"
                 )
                 procs.append(proc)
                 workers.append(Worker(proc))
@@ -762,8 +704,8 @@ def figures(soak: Soak, audit: Audit, stats: dict[str, Any], load_seconds: float
         "lost_messages": len(audit.lost),
         "stuck_responses": len(audit.stuck),
         "cross_user_rows": len(audit.cross_user),
-        "p50_turn_ms": round(_pct(latencies, 0.50) * 1000) if latencies else None,
-        "p99_turn_ms": round(_pct(latencies, 0.99) * 1000) if latencies else None,
+        "p50_turn_ms": round(_serve.percentile(latencies, 0.50) * 1000) if latencies else None,
+        "p99_turn_ms": round(_serve.percentile(latencies, 0.99) * 1000) if latencies else None,
         "threads_audited": audit.threads,
         "messages_audited": audit.messages,
         "unknown_threads": audit.unknown_threads,
@@ -779,10 +721,6 @@ def figures(soak: Soak, audit: Audit, stats: dict[str, Any], load_seconds: float
         "details": {"lost": audit.lost[:20], "stuck": audit.stuck[:20], "cross_user": audit.cross_user[:20]},
         "sample_answer": soak.sample_answer,
     }
-
-
-def _pct(values: list[float], q: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * q))]
 
 
 def report(result: dict[str, Any]) -> None:
@@ -819,7 +757,7 @@ def report(result: dict[str, Any]) -> None:
         for line in lines:
             print(f"{kind}: {line}")
     if result["workers_killed_after_sigterm"]:
-        grace = f"{STOP_GRACE_SECONDS:.0f} s"
+        grace = f"{_serve.STOP_GRACE_SECONDS:.0f} s"
         print(f"did not exit within {grace} of SIGTERM (killed): {', '.join(result['workers_killed_after_sigterm'])}")
     if any(result["tracebacks_in_logs"].values()):
         print(f"tracebacks in logs: {result['tracebacks_in_logs']}")
