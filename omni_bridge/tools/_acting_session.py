@@ -102,6 +102,6 @@ def shared_mcp_client(transport: httpx2.AsyncBaseTransport, timeout: httpx2.Time
         transport=transport,
         auth=_ActingSessionAuth(),
         timeout=timeout,
-        cookies=httpx2.Cookies(CookieJar(policy=_NoCookies())),
+        cookies=CookieJar(policy=_NoCookies()),  # a jar, not `Cookies(...)`: the client would copy that into a new jar
         event_hooks={"response": [record_http_failure]},  # keeps the status the SDK drops (see _mcp_errors)
     )
