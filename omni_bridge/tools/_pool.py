@@ -12,7 +12,8 @@ never shared between users. The pool:
 - caches each key's tool list (TTL, at most the idle time; dropped on `notifications/tools/list_changed`),
   never across keys, for as many keys as it has sessions at most (the reaper drops the expired lists too).
 
-All sessions share one `httpx2` transport and one SSL context.
+All sessions share one `httpx2` client, transport and SSL context; each request carries its own session's identity
+(`_acting_session`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pydantic import SecretStr
 from omni_bridge._bounded import BoundedMap
 from omni_bridge.config import Settings
 from omni_bridge.exceptions import ConfigError
+from omni_bridge.tools._acting_session import shared_mcp_client
 from omni_bridge.tools._auth import AuthStrategy, EmbedTokenAuth, OrgKeyAuth
 from omni_bridge.tools._embed_tokens import EmbedTokenMinter
 from omni_bridge.tools._session_key import SessionKey
@@ -133,10 +135,10 @@ class SessionPool:
             limits=httpx2.Limits(max_connections=None, max_keepalive_connections=100),
         )
         self.auth: AuthStrategy = _strategy(auth, api_key, embed_secret, token_url, self._transport, connect_timeout)
+        timeout = httpx2.Timeout(connect_timeout, read=tool_timeout + connect_timeout)
         options = SessionOptions(
             auth=self.auth,
-            transport=self._transport,
-            timeout=httpx2.Timeout(connect_timeout, read=tool_timeout + connect_timeout),
+            http=shared_mcp_client(self._transport, timeout),
             mode=_MODES[protocol],
             modern=self._modern,
             tool_timeout=tool_timeout,

@@ -153,7 +153,7 @@ class SessionLeases:
             try:
                 await ready
             except BaseException:
-                session.stop.set()
+                session.request_stop()
                 raise
         finally:
             self._reserved -= 1
@@ -180,7 +180,7 @@ class SessionLeases:
             self._room.set()
 
     def _close(self, session: PooledSession) -> None:
-        session.stop.set()
+        session.request_stop()
         task = session.task
         if task is not None and not task.done():
             self._track(asyncio.ensure_future(wait_closed(task)))

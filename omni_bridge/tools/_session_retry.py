@@ -14,6 +14,7 @@ from typing import TypeVar
 from mcp import Client
 
 from omni_bridge.exceptions import McpConnectError, SessionExpired
+from omni_bridge.tools._acting_session import acting_as
 from omni_bridge.tools._mcp_errors import mcp_errors
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._session_leases import SessionLeases
@@ -41,8 +42,8 @@ async def run_on_session(
     for attempt in (1, 2):
         session = await leases.lease(key)
         try:
-            assert session.client is not None  # a leased session is alive
-            with mcp_errors(key.where, modern=modern):
+            assert session.client is not None and session.identity is not None  # a leased session is alive
+            with mcp_errors(key.where, modern=modern), acting_as(session.identity):
                 return await call(session.client)
         except SessionExpired:
             leases.expired(session)

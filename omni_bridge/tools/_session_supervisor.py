@@ -4,9 +4,9 @@ The `mcp` client runs an anyio task group, which must be left by the task that e
 task of its own that enters the client, reports it ready, waits to be told to stop, and leaves it. Whatever goes
 wrong inside (a crashed transport, an exception group from the SDK) ends that one session only.
 
-Every session's `httpx2.AsyncClient` shares the pool's transport (building a transport and its SSL context costs
-about 30 ms and 800 KiB, which per session would dominate) and carries only the session's fixed identity headers.
-These clients are never closed themselves, because closing a client closes its transport.
+Every session sends through the pool's one `httpx2.AsyncClient` on its one transport (a transport and its SSL
+context cost about 30 ms and 800 KiB, a client ~3 KiB: per session they would dominate); what is the session's own
+is its `SessionIdentity`, the fixed headers and auth flow each of its requests carries (see `_acting_session`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.client import ConnectMode
 from mcp.client.session import MessageHandlerFnT
-from mcp.client.streamable_http import streamable_http_client
 
 from omni_bridge import __version__
+from omni_bridge.tools._acting_session import SessionIdentity, act_as
 from omni_bridge.tools._auth import AuthStrategy
 from omni_bridge.tools._embed_tokens import EmbedTokenError
-from omni_bridge.tools._mcp_errors import from_open_failure, record_http_failure, recording_http_failures
+from omni_bridge.tools._mcp_errors import from_open_failure, recording_http_failures
 from omni_bridge.tools._session_key import SessionKey
+from omni_bridge.tools._session_transport import pooled_transport
 
 __all__ = ["PooledSession", "SessionOptions", "supervise", "wait_closed"]
 
@@ -42,13 +43,18 @@ class SessionOptions:
     """How every session of one pool connects: the auth strategy, the shared transport, the timeouts, the protocol."""
 
     auth: AuthStrategy
-    transport: httpx2.AsyncBaseTransport
-    timeout: httpx2.Timeout
-    """Connect and send timeouts; the read timeout sits just above the longest tool call."""
+    http: httpx2.AsyncClient
+    """The one client every session sends through (`shared_mcp_client`), on the pool's transport."""
     mode: ConnectMode
     modern: bool
     """Only the 2026-07-28 protocol is spoken (no legacy handshake to fall back on)."""
     tool_timeout: float
+    discovered: dict[str, types.DiscoverResult] = field(default_factory=dict)
+    """Each server's `server/discover` answer, as the first session to it got it (see `_share_discovery`)."""
+
+
+_CLIENT_INFO = types.Implementation(name="omni-bridge", version=__version__)
+"""Sent by every session; one immutable instance rather than one per session."""
 
 
 @dataclass(eq=False)
@@ -56,17 +62,29 @@ class PooledSession:
     """One open MCP client. Only its supervisor task enters and leaves the client."""
 
     key: SessionKey
+    identity: SessionIdentity | None = None
+    """What each of this session's requests carries (its headers, its auth flow); fixed when it opens."""
     client: Client | None = None
     in_flight: int = 0
     last_used: float = 0.0
     retired: bool = False
     """Out of the pool: no new calls; closed once the calls still in flight on it have returned."""
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    """Done once the session is told to close (a future rather than an `asyncio.Event`: a tenth of the memory)."""
     task: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:
         return self.client is not None and self.task is not None and not self.task.done() and not self.retired
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.done()
+
+    def request_stop(self) -> None:
+        """Tell the supervisor to close the session (idempotent)."""
+        if not self.stop.done():
+            self.stop.set_result(None)
 
 
 async def supervise(
@@ -88,11 +106,14 @@ async def supervise(
     with recording_http_failures() as opening:
         try:
             await options.auth.prepare(key)  # mint the user's token first, so a refused grant is this open's error
+            session.identity = SessionIdentity.of(options.auth.headers(key), options.auth.http_auth(key))
+            act_as(session.identity)  # this task's context: the open, the SDK's tasks started in it, the close
             client = _client(key, options, on_message)
             async with client:
+                _share_discovery(client, key, options.discovered)
                 session.client = client
                 ready.set_result(None)
-                await session.stop.wait()
+                await session.stop
         except asyncio.CancelledError:
             if not ready.done():
                 ready.cancel()
@@ -107,7 +128,7 @@ async def supervise(
             error = from_open_failure(exc, where=key.where, failure=failure, modern=options.modern)
             if not ready.done():
                 ready.set_exception(error)
-            elif session.stop.is_set():  # closing an expired or dead session may fail: it is gone either way
+            elif session.stopping:  # closing an expired or dead session may fail: it is gone either way
                 log.debug("MCP session %s closed with %s", key.digest, error)
             else:
                 log.warning("MCP session %s ended: %s", key.digest, error)
@@ -126,18 +147,27 @@ async def wait_closed(task: asyncio.Task[None]) -> None:
 
 
 def _client(key: SessionKey, options: SessionOptions, on_message: MessageHandlerFnT) -> Client:
-    """An MCP client for `key`, its identity headers fixed now and never changed (a token renews per request)."""
-    http = httpx2.AsyncClient(
-        transport=options.transport,
-        headers=options.auth.headers(key),
-        auth=options.auth.http_auth(key),
-        timeout=options.timeout,
-        event_hooks={"response": [record_http_failure]},  # keeps the status the SDK drops (see _mcp_errors)
-    )
+    """An MCP client for `key` on the pool's shared HTTP client; its identity is `PooledSession.identity`."""
     return Client(
-        streamable_http_client(key.server, http_client=http),
+        pooled_transport(key.server, options.http),
         mode=options.mode,
         read_timeout_seconds=options.tool_timeout,
         message_handler=on_message,
-        client_info=types.Implementation(name="omni-bridge", version=__version__),
+        client_info=_CLIENT_INFO,
+        cache=None,  # the pool caches each key's tool list itself; a response cache per session would sit unused
     )
+
+
+def _share_discovery(client: Client, key: SessionKey, discovered: dict[str, types.DiscoverResult]) -> None:
+    """Let a session hold the server's first `server/discover` answer instead of its own identical copy.
+
+    Every session still asks (so each user's own headers are checked when the session opens); only an answer
+    equal to the one kept for the server is swapped for it (`adopt` installs it without wire traffic), so no
+    session ever holds anything it was not told itself.
+    """
+    own = client.session.discover_result
+    if own is None:  # a legacy session: initialize, nothing to share
+        return
+    kept = discovered.setdefault(key.server, own)
+    if kept is not own and kept == own:
+        client.session.adopt(kept)
