@@ -22,12 +22,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-from mcp import MCPError
 
 from omni_bridge.exceptions import McpConnectError, McpError, SessionExpired, ToolTimeout
+
+if TYPE_CHECKING:  # `mcp` is imported when a session opens, not to start: it takes most of a second
+    from mcp import MCPError
 
 __all__ = [
     "RETRIED_ON_401",
@@ -229,6 +231,8 @@ def from_open_failure(
 
     `where` names the endpoint (scheme, host, path) for the message; it never carries credentials.
     """
+    from mcp import MCPError
+
     leaves = list(_leaves(exc))
     for leaf in leaves:
         if isinstance(leaf, MCPError):
@@ -248,6 +252,8 @@ def mcp_errors(where: str, *, modern: bool = False) -> Iterator[None]:
 
     The requests sent inside the block have their HTTP failures recorded, so the error keeps the status.
     """
+    from mcp import MCPError
+
     with recording_http_failures() as seen:
         try:
             yield

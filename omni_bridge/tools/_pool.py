@@ -24,14 +24,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import httpx2
-import mcp_types as types
-from mcp import Client
-from mcp.client.client import ConnectMode
-from mcp.client.session import IncomingMessage, MessageHandlerFnT
-from mcp.shared.dispatcher import ProgressFnT
 from pydantic import SecretStr
 
 from omni_bridge._bounded import BoundedMap
@@ -40,17 +35,25 @@ from omni_bridge.exceptions import ConfigError
 from omni_bridge.tools._acting_session import shared_mcp_client
 from omni_bridge.tools._auth import AuthStrategy, EmbedTokenAuth, OrgKeyAuth
 from omni_bridge.tools._embed_tokens import EmbedTokenMinter
+from omni_bridge.tools._rest_transport import shared_ssl_context
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._session_leases import SessionLeases
 from omni_bridge.tools._session_retry import run_on_session
 from omni_bridge.tools._session_supervisor import SessionOptions
 from omni_bridge.types import AuthStrategyName, ProtocolMode
 
+if TYPE_CHECKING:  # `mcp` is imported when a session opens, not to start: it takes most of a second
+    import mcp_types as types
+    from mcp import Client
+    from mcp.client.client import ConnectMode
+    from mcp.client.session import IncomingMessage, MessageHandlerFnT
+    from mcp.shared.dispatcher import ProgressFnT
+
 __all__ = ["PoolStats", "SessionPool"]
 
 log = logging.getLogger("omni_bridge.pool")
 
-ProgressCallback = ProgressFnT
+ProgressCallback: TypeAlias = "ProgressFnT"
 
 EMBED_TOKEN_PATH = "/oauth/token"
 """Where Omni's JWT-bearer grant for embed MCP tokens lives, under the instance's base URL."""
@@ -128,7 +131,7 @@ class SessionPool:
         self._clock = clock
         self._owns_transport = http_transport is None
         self._transport = http_transport or httpx2.AsyncHTTPTransport(
-            verify=httpx2.create_ssl_context(),
+            verify=shared_ssl_context(),  # one CA bundle loaded per process, not one per client
             # No cap on connections: a legacy session holds one open for its event stream for its whole life, so
             # a cap would make the calls of many open sessions queue for a connection (and time out). The
             # number of sessions is what `max_sessions` bounds.
@@ -290,6 +293,8 @@ class SessionPool:
         self._tool_lists.pop(key)
 
     def _message_handler(self, key: SessionKey) -> MessageHandlerFnT:
+        import mcp_types as types
+
         async def handle(message: IncomingMessage) -> None:
             if isinstance(message, types.ToolListChangedNotification):
                 log.debug("tool list changed for %s", key.digest)

@@ -18,11 +18,13 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-
-from mcp.client.session import MessageHandlerFnT
+from typing import TYPE_CHECKING
 
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._session_supervisor import PooledSession, SessionOptions, supervise, wait_closed
+
+if TYPE_CHECKING:  # `mcp` is imported when a session opens, not to start: it takes most of a second
+    from mcp.client.session import MessageHandlerFnT
 
 __all__ = ["SessionLeases"]
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-from mcp import Client
+from typing import TYPE_CHECKING, TypeVar
 
 from omni_bridge.exceptions import McpConnectError, SessionExpired
 from omni_bridge.tools._acting_session import acting_as
 from omni_bridge.tools._mcp_errors import mcp_errors
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._session_leases import SessionLeases
+
+if TYPE_CHECKING:  # `mcp` is imported when a session opens, not to start: it takes most of a second
+    from mcp import Client
 
 __all__ = ["run_on_session"]
 

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx2
-import mcp_types as types
-from mcp import Client
-from mcp.client.client import ConnectMode
-from mcp.client.session import MessageHandlerFnT
 
 from omni_bridge import __version__
 from omni_bridge.tools._acting_session import SessionIdentity, act_as
@@ -29,7 +27,12 @@ from omni_bridge.tools._auth import AuthStrategy
 from omni_bridge.tools._embed_tokens import EmbedTokenError
 from omni_bridge.tools._mcp_errors import from_open_failure, recording_http_failures
 from omni_bridge.tools._session_key import SessionKey
-from omni_bridge.tools._session_transport import pooled_transport
+
+if TYPE_CHECKING:  # `mcp` is imported when a session opens, not to start: it takes most of a second
+    import mcp_types as types
+    from mcp import Client
+    from mcp.client.client import ConnectMode
+    from mcp.client.session import MessageHandlerFnT
 
 __all__ = ["PooledSession", "SessionOptions", "supervise", "wait_closed"]
 
@@ -53,7 +56,6 @@ class SessionOptions:
     """Each server's `server/discover` answer, as the first session to it got it (see `_share_discovery`)."""
 
 
-_CLIENT_INFO = types.Implementation(name="omni-bridge", version=__version__)
 """Sent by every session; one immutable instance rather than one per session."""
 
 
@@ -148,14 +150,26 @@ async def wait_closed(task: asyncio.Task[None]) -> None:
 
 def _client(key: SessionKey, options: SessionOptions, on_message: MessageHandlerFnT) -> Client:
     """An MCP client for `key` on the pool's shared HTTP client; its identity is `PooledSession.identity`."""
+    from mcp import Client
+
+    from omni_bridge.tools._session_transport import pooled_transport
+
     return Client(
         pooled_transport(key.server, options.http),
         mode=options.mode,
         read_timeout_seconds=options.tool_timeout,
         message_handler=on_message,
-        client_info=_CLIENT_INFO,
+        client_info=_client_info(),
         cache=None,  # the pool caches each key's tool list itself; a response cache per session would sit unused
     )
+
+
+@functools.cache
+def _client_info() -> types.Implementation:
+    """One description of the bridge for every session (an SDK model each would otherwise hold a copy of)."""
+    import mcp_types as types
+
+    return types.Implementation(name="omni-bridge", version=__version__)
 
 
 def _share_discovery(client: Client, key: SessionKey, discovered: dict[str, types.DiscoverResult]) -> None:
