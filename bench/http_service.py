@@ -161,12 +161,12 @@ async def bench_polls(settings: Settings, figures: dict[str, float], *, clients:
         print(f"1. GET requests to one worker (its own process), {clients} keep-alive clients, {seconds:g} s each")
         for name, key, path in (
             ("GET /health (baseline: no auth, no store)", "health", "/health"),
-            ("GET /v1/responses/{id} (a finished one)", "finished_response", f"/v1/responses/{response_id}"),
+            ("GET /v1/responses/{id} (a finished one)", "polls", f"/v1/responses/{response_id}"),
         ):
             rate, latencies = await _hammer(url, path, clients=clients, seconds=seconds)
             p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
             print(f"   {name:<44} {rate:>7,.0f} req/s   p50 {_ms(p50)}, p99 {_ms(p99)}")
-            figures |= {f"{key}_req_per_s": rate, f"{key}_p50_ms": p50 * 1000, f"{key}_p99_ms": p99 * 1000}
+            figures |= {f"{key}_per_s": rate, f"{key}_p50_ms": p50 * 1000, f"{key}_p99_ms": p99 * 1000}
 
 
 async def bench_added_latency(settings: Settings, figures: dict[str, float], *, answers: int) -> None:
@@ -177,9 +177,9 @@ async def bench_added_latency(settings: Settings, figures: dict[str, float], *, 
         async with serve_asgi(create_app(settings, service=service)) as url:
             async with httpx2.AsyncClient(base_url=url, headers=HEADERS, timeout=60) as client:
                 ways: dict[str, Callable[[], Awaitable[object]]] = {
-                    "Bridge.answer (Python API)": lambda: bridge.answer(user=USER, question=QUESTION),
-                    "service, polled every 10 ms": lambda: _answer_over_http(client, sse=False),
-                    "service, followed over SSE": lambda: _answer_over_http(client, sse=True),
+                    "python": lambda: bridge.answer(user=USER, question=QUESTION),
+                    "poll": lambda: _answer_over_http(client, sse=False),
+                    "sse": lambda: _answer_over_http(client, sse=True),
                 }
                 timings: dict[str, list[float]] = {name: [] for name in ways}
                 for round_ in range(answers + 1):
@@ -188,17 +188,30 @@ async def bench_added_latency(settings: Settings, figures: dict[str, float], *, 
                         await way()
                         if round_ > 0:  # the first round warms up: identity, MCP session, tool list
                             timings[name].append(time.perf_counter() - started)
-    base = statistics.median(timings["Bridge.answer (Python API)"])
+    base = statistics.median(timings["python"])
     print(f"2. one answer (one tool call, then the answer), median of {answers}")
-    for name, values in timings.items():
+    for key, values in timings.items():
         median = statistics.median(values)
-        extra = "" if median == base else f"   (+{_ms(median - base)})"
-        print(f"   {name:<30} {_ms(median)}{extra}")
-        figures[f"answer_median_ms: {name}"] = median * 1000
+        extra = "" if key == "python" else f"   ({_signed_ms(median - base)})"
+        print(f"   {_WAY_NAMES[key]:<30} {_ms(median)}{extra}")
+        figures[f"answer_{key}_ms"] = median * 1000
+        if key != "python":
+            figures[f"answer_{key}_added_ms"] = (median - base) * 1000
+
+
+_WAY_NAMES = {
+    "python": "Bridge.answer (Python API)",
+    "poll": "service, polled every 10 ms",
+    "sse": "service, followed over SSE",
+}
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
+
+
+def _signed_ms(seconds: float) -> str:
+    return f"{seconds * 1000:+.1f} ms"
 
 
 async def main(clients: int, seconds: float, answers: int, *, as_json: bool = False) -> None:

@@ -186,10 +186,13 @@ class ServiceStore(Protocol):
         message: MessageRecord | None,
         error: ResponseError | None = None,
         conversation: Conversation | None = None,
+        events: Sequence[dict[str, object]] = (),
+        progress: str | None = None,
     ) -> bool:
-        """End a running response: its status, the assistant message it wrote (if any), error and the
-        conversation as the run last saved it, in one transaction; the lease is released. `False` (and nothing
-        written) when `worker` no longer holds the lease."""
+        """End a running response: its last `events` (numbered on from the last, as by `append`) and progress
+        line if given, its status, the assistant message it wrote (if any), error and the conversation as the
+        run last saved it, in one transaction; the lease is released. `False` (and nothing written) when
+        `worker` no longer holds the lease."""
         ...
 
     async def request_cancel(self, owner: Owner, response_id: str, *, by: str) -> ResponseRecord | None:

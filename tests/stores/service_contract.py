@@ -52,6 +52,7 @@ __all__ = [
     "test_an_expired_lease_ends_the_response_as_worker_lost_and_keeps_what_was_written",
     "test_events_are_numbered_in_order_and_replay_from_any_point",
     "test_feedback_is_recorded_on_an_assistant_message_and_replaced",
+    "test_finish_writes_the_last_events_and_progress_numbered_on_from_the_appended_ones",
     "test_finish_writes_the_message_status_and_error_and_releases_the_lease",
     "test_jobs_follow_the_one_active_response_rule",
     "test_only_one_response_is_active_per_thread",
@@ -237,6 +238,25 @@ async def test_events_are_numbered_in_order_and_replay_from_any_point(store: Ser
     polled = await store.get_response(ALICE, response.id)
     assert polled is not None and polled.progress == "p"
     assert polled.parts == [thinking, TextPart(text="West: 42")]  # thinking is shown while it runs
+
+
+async def test_finish_writes_the_last_events_and_progress_numbered_on_from_the_appended_ones(
+    store: ServiceStore,
+) -> None:
+    thread, response = await started(store)
+    deltas: list[dict[str, object]] = [
+        {"type": "text_delta", "conversation_id": thread.id, "text": word} for word in ("West", ": ", "42")
+    ]
+    assert await store.append(response.id, "w1", deltas[:1], progress="first")
+    assert not await store.finish(response.id, "w2", "succeeded", message=answer(response), events=deltas[1:])
+    assert await store.finish(
+        response.id, "w1", "succeeded", message=answer(response), events=deltas[1:], progress="last"
+    )
+
+    replay = await store.events_after(ALICE, response.id, 0)
+    assert replay is not None and [(e.seq, e.event) for e in replay] == list(enumerate(deltas, start=1))
+    ended = await store.get_response(ALICE, response.id)
+    assert ended is not None and ended.status == "succeeded" and ended.progress == "last"
 
 
 async def test_finish_writes_the_message_status_and_error_and_releases_the_lease(store: ServiceStore) -> None:
