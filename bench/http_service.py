@@ -1,10 +1,13 @@
 """Benchmark of the HTTP service: how many polls one worker answers, and what the service adds to one answer.
 
-    .venv/bin/python bench/http_service.py [--clients 16] [--seconds 5] [--answers 15]
+    .venv/bin/python bench/http_service.py [--clients 16] [--seconds 5] [--answers 15] [--json]
 
 Why: chatbot backends poll `GET /v1/responses/{id}` while an answer runs, many users at once, so the poll is
 the service's hot path; and the service (a thread and a response in the store, a background run, events
 batched into the store, polling or SSE) should add little to an answer over calling `Bridge.answer` in-process.
+On the worker that runs the answer, SSE followers and polls read it from memory (the run's live events and
+parts so far), not from the store after the runner's next write. Goals: SSE adds at most 2 ms over
+`Bridge.answer`; polling adds at most its poll interval (10 ms).
 
 1. **Polls per second, one worker.** `omni-bridge serve` runs in its own process (SQLite store, the claude
    engine on the scripted fake, the sandbox for Omni), so this process is only the load: `--clients`
@@ -20,6 +23,10 @@ batched into the store, polling or SSE) should add little to an answer over call
    tasks sharing the loop with the answer, and (polling) up to one poll interval.
 
 Loopback only; the fake answers in a fixed number of LLM turns (one tool call, then the answer).
+
+With `--json` the last line is one JSON object: `health_per_s`, `polls_per_s` (with `_p50_ms`, `_p99_ms`),
+`answer_python_ms`, `answer_sse_ms`, `answer_poll_ms` (medians) and `answer_sse_added_ms`,
+`answer_poll_added_ms` (each against `answer_python_ms` of the same run).
 """
 
 from __future__ import annotations
