@@ -1,8 +1,10 @@
 """`ResponseRunner`: runs responses on this worker, from claim to finish, and stops them when asked.
 
-Each response runs in its own asyncio task on the worker that received it. The task `claim`s the response
-(a lease of `BRIDGE_LEASE_SECONDS`), feeds the events of `Bridge.ask` into the store, and `finish`es it with
-the assistant message built from the `FinalMessage`. Beside it, two helper tasks:
+Each response runs in its own asyncio task on the worker that received it. The response is stored already
+running under this worker's lease (`leased`, in the transaction of its thread and message: no `claim` write
+before the engine starts), or, queued, the task `claim`s it (a lease of `BRIDGE_LEASE_SECONDS`); the task feeds
+the events of `Bridge.ask` into the store, and `finish`es it with the assistant message built from the
+`FinalMessage`. Beside it, two helper tasks:
 
 - a **writer** batches events (text deltas arrive many per second) and writes them with the parts and
   progress so far, at most every `flush_seconds`, so pollers and followers on other workers see progress
@@ -19,24 +21,24 @@ lands as its wait completes; see `_tasks`), so the end of a run is a fact, not o
   and looks at it after every await, so it returns on its own even when the cancel sent to it is lost, and
   whatever it read after the end (a lease released by `finish`) is not taken for news;
 - stopping a helper is bounded (`stop_task`: cancel, wait a moment, cancel again, log, go on), for the
-  watcher, the writer and `aclose` alike, and `finish` waits on no helper: once the run has all its events
-  the writer only ends the write it may be in (`_WRITER_GRACE_SECONDS` at most) and the run writes the events
-  still queued with `finish`, in its transaction; a writer slower than that is stopped (the writer drops a
-  batch from the queue only once it is written, so a stopped writer leaves nothing behind; a writer that will
-  not even stop is left to finish its batch, and the run writes no events then: it finishes with the message,
-  whose parts hold the answer);
+  watcher, the writer and `aclose` alike, and `finish` waits on no helper (they are stopped after it): once
+  the run has all its events, `finish` writes every one not known to be written, with its number
+  (`first_seq`), in its transaction; those a writer's append in flight commits first are skipped, and an
+  append that comes after `finish` is refused (the lease is released), so each event is stored once, in order;
 - a heartbeat that comes late, after `finish`, finds the response ended and renews nothing: both stores renew
   only a lease that is `running` under this worker, checked in the transaction that writes it;
 - a stop asked while the engine runs decides the outcome even when the cancel sent to the run task is lost
   and the engine answers in full: the run ends `canceled` (or shut down) as if the cancel had arrived then.
 
 Cancelling a run cancels its task: the Bridge then cancels the LLM stream and the MCP calls in flight. A
-canceled (or shut down) run still writes a message with what it had produced, outcome `canceled`.
+canceled (or shut down) run still writes a message with what it had produced, outcome `canceled`; one stopped
+before its engine produced any event writes none (error `canceled`, as a response canceled while queued).
 
 Followers and pollers on this worker do not wait for the writer: each event also goes, numbered, to the run's
 `LiveEvents` (`live`) as it is produced, and `snapshot` gives a poller the running response as it stands (its
-parts and progress so far). The store's numbering of the same events is the same (see `_live`). Once `finish`
-has committed, `snapshot` gives nothing and pollers read the ended response from the store.
+parts and progress so far). The store's numbering of the same events is the same (see `_live`). In the step
+`finish` returns (nothing awaited in between) the live events close, so a follower's stream ends, and
+`snapshot` gives nothing, so pollers read the ended response from the store.
 
 One database, one transaction per write: the run hands `Bridge.ask` a `save` that only keeps a copy of the
 conversation (the engines call it after each LLM turn); the writer stores that copy with the next batch of
@@ -70,6 +72,7 @@ from omni_bridge.server._live import KEEP_WRITTEN, LiveEvents
 from omni_bridge.server._progress import PartsSoFar, progress_line
 from omni_bridge.server._tasks import stop_task, until_set
 from omni_bridge.stores import (
+    CANCELED_QUEUED,
     MessageRecord,
     Owner,
     ResponseError,
@@ -100,8 +103,6 @@ _PACE_SECONDS = 0.1
 """The shortest time between two looks (a run's own writes wake its watcher too)."""
 _STOP_GRACE_SECONDS = 1.0
 """How long a helper task (or, at shutdown, a run) gets after each of the two cancels that stop it."""
-_WRITER_GRACE_SECONDS = 5.0
-"""How long a run waits for its writer's last flush before it stops the writer and writes the rest itself."""
 
 
 @dataclass
@@ -123,7 +124,8 @@ class _Run:
     parts_changed: bool = False
     progress_changed: bool = False
     claimed: bool = False
-    """Set once the claim is stored: from then until `finish` is, `snapshot` shows the run as it stands."""
+    """Set once the run holds its lease (stored by `leased`, or claimed): from then until `finish` is stored,
+    `snapshot` shows the run as it stands."""
     finished: bool = False
     """Set once `finish` is stored (or the run broke off): the store has the last word."""
     updated_at: datetime | None = None
@@ -203,7 +205,7 @@ class ResponseRunner:
         """Run `response` in the background on this worker.
 
         Args:
-            response: a queued response, as written to the store.
+            response: a queued response, or one made `leased` by this runner, as written to the store.
             user: the end user with a profile to upsert; default: the owner's user id alone.
             engine: the engine of a new thread; an existing conversation keeps its own.
             job_options: an AI job's branch and attachments (kept in memory only: a queued response is run by
@@ -220,9 +222,28 @@ class ResponseRunner:
         run = _Run(
             response=response, user=user or response.owner.user, engine=engine, live=live, job_options=job_options
         )
+        run.claimed = response.status == "running" and response.worker == self.worker_id  # stored as `leased` made it
         self._runs[response.id] = run
         run.task = asyncio.create_task(self._execute(run), name=f"response {response.id}")
         run.task.add_done_callback(lambda _task: self._runs.pop(response.id, None))
+
+    def leased(self, response: ResponseRecord) -> ResponseRecord:
+        """A new `response` as this worker runs it at once: `running`, leased to this worker from now.
+
+        Stored so with its thread and message (in their transaction) and then `start`ed, it needs no `claim`
+        write before the engine starts. A worker that dies in between leaves a lease that runs out: the
+        reaper ends the response as `worker_lost`, as one that dies mid-run.
+        """
+        moment = datetime.now(UTC)
+        return response.model_copy(
+            update={
+                "status": "running",
+                "worker": self.worker_id,
+                "lease_expires_at": moment + timedelta(seconds=self.lease_seconds),
+                "started_at": moment,
+                "updated_at": moment,
+            }
+        )
 
     def live(self, owner: Owner, response_id: str) -> LiveEvents | None:
         """The live events of `owner`'s response running on this worker; `None` when it does not run here."""
@@ -314,14 +335,19 @@ class ResponseRunner:
 
     async def _run_claimed(self, run: _Run) -> None:
         response = run.response
-        claimed = await self._store.claim(response.id, self.worker_id, self._lease_until())
-        if claimed is None:
-            log.debug("response %s was not claimable (canceled or taken)", response.id)
-            return
-        run.response = claimed
-        run.claimed = True
+        if not run.claimed:
+            claimed = await self._store.claim(response.id, self.worker_id, self._lease_until())
+            if claimed is None:
+                log.debug("response %s was not claimable (canceled or taken)", response.id)
+                return
+            run.response = claimed
+            run.claimed = True
         writer = self._helper(self._write(run), f"writer {response.id}")
         watcher = self._helper(self._watch(run), f"watcher {response.id}")
+        helpers = {
+            f"the lease watcher of response {response.id}": watcher,
+            f"the writer of response {response.id}": writer,
+        }
         final: AssistantMessage | None = None
         error: ResponseError | None = None
         try:
@@ -348,34 +374,60 @@ class ResponseRunner:
         finally:
             run.asking = False
             run.ended.set()
-        await stop_task(watcher, grace=_STOP_GRACE_SECONDS, name=f"the lease watcher of response {response.id}")
-        if run.stop_reason == "lease_lost":
-            run.writer_released = True
-            await stop_task(writer, grace=_STOP_GRACE_SECONDS, name=f"the writer of response {response.id}")
-            log.warning("response %s: this worker lost its lease; the run stopped", response.id)
-            return
+        # The writer is not waited for: `finish` writes every event not known to be written, numbered, so those an
+        # append in flight commits first are skipped, and an append that comes after `finish` is refused.
+        run.writer_released = True
+        run.closing.set()
+        run.dirty.set()
+        try:
+            if run.stop_reason == "lease_lost":
+                log.warning("response %s: this worker lost its lease; the run stopped", response.id)
+                return
+            finished = await self._finish(run, final, error)
+        finally:
+            # In the step `finish` returns, nothing awaited in between: polls here read the ended response from
+            # the store from now on, and live followers end their streams.
+            run.finished = True
+            run.live.close()
+            # Only now: the watcher (it returns on `ended`) and the writer cost the end of the run nothing.
+            await _stop_all(helpers)
+        if finished:
+            ended = await self._store.get_response(response.owner, response.id)
+            if ended is not None:
+                self.notify_finished(ended)
+
+    async def _finish(self, run: _Run, final: AssistantMessage | None, error: ResponseError | None) -> bool:
+        """Write the end of the run (its last events, status and message) in `finish`'s one transaction.
+
+        Returns:
+            False when the lease was lost first (nothing was written).
+        """
+        response = run.response
         if final is None:
             if run.stop_reason is None and error is None:
                 error = ResponseError(type="internal_error", message="The answer ended without a final message.")
-            final = self._closing_message(run, error)
-            if run.stop_reason == "shutdown":
-                error = SHUTDOWN
-        run.closing.set()
-        run.dirty.set()
-        events, progress = await self._last_writes(run, writer)
-        if _lease_lost(run):
-            return
-        message = MessageRecord(
-            id=final.id,
-            thread_id=response.thread_id,
-            owner=response.owner,
-            role="assistant",
-            parts=list(final.parts),
-            outcome=final.outcome,
-            response_id=response.id,
-            created_at=final.created_at,
-        )
-        status = _STATUS_OF[final.outcome]
+            if run.stop_reason is not None and run.live.last_seq == 0:
+                # Stopped before the engine produced anything: no message, as for a cancel while queued.
+                error = SHUTDOWN if run.stop_reason == "shutdown" else CANCELED_QUEUED
+            else:
+                final = self._closing_message(run, error)
+                if run.stop_reason == "shutdown":
+                    error = SHUTDOWN
+        message: MessageRecord | None = None
+        if final is not None:
+            message = MessageRecord(
+                id=final.id,
+                thread_id=response.thread_id,
+                owner=response.owner,
+                role="assistant",
+                parts=list(final.parts),
+                outcome=final.outcome,
+                response_id=response.id,
+                created_at=final.created_at,
+            )
+        status: ResponseStatus = "canceled" if final is None else _STATUS_OF[final.outcome]
+        events = list(run.pending)
+        new_progress = run.progress if run.progress_changed else None
         finished = await self._store.finish(
             response.id,
             self.worker_id,
@@ -384,37 +436,16 @@ class ResponseRunner:
             error=error,
             conversation=run.conversation,
             events=events,
-            progress=progress,
+            first_seq=run.live.last_seq - len(events) + 1,
+            progress=run.progress,
         )
-        run.finished = True
-        run.live.close()
         if not finished:
             log.warning("response %s: the lease was lost before it could finish", response.id)
-            return
+            return False
         run.live.written(run.live.last_seq)
-        if progress is not None:
-            self._progressed(run, progress)
-        ended = await self._store.get_response(response.owner, response.id)
-        if ended is not None:
-            self.notify_finished(ended)
-
-    async def _last_writes(self, run: _Run, writer: asyncio.Task[None]) -> tuple[list[dict[str, object]], str | None]:
-        """Let the writer end the write it may be in, `_WRITER_GRACE_SECONDS` at most: the events still queued
-        and the progress line not yet written, for `finish` to write.
-
-        Raises:
-            Exception: the writer's own failure (a store error): the run breaks off, as a write of its own would.
-        """
-        await asyncio.wait([writer], timeout=_WRITER_GRACE_SECONDS)
-        if writer.done():
-            writer.result()
-        else:
-            response_id = run.response.id
-            log.warning("response %s: the last write of events is slow; the run writes them itself", response_id)
-            run.writer_released = True
-            if not await stop_task(writer, grace=_STOP_GRACE_SECONDS, name=f"the writer of response {response_id}"):
-                return [], None  # its batch may still be written: writing more now could put events out of order
-        return list(run.pending), run.progress if run.progress_changed else None
+        if new_progress is not None:
+            self._progressed(run, new_progress)
+        return True
 
     async def _ask(self, run: _Run) -> tuple[AssistantMessage | None, ResponseError | None]:
         response = run.response

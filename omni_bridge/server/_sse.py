@@ -13,8 +13,9 @@ without a `final_message` (a lost lease, a store failure) goes on from the store
 Each frame is `id: <seq>`, `event: <type>`, `data: <event JSON>`; a client that reconnects with
 `Last-Event-ID` (or `?after=`) gets only what it has not seen. While nothing happens a comment line goes out
 every `HEARTBEAT_SECONDS` so proxies keep the connection open. The stream ends with `event: end` after the
-`final_message` event, or once a response ended without one (a lost worker, a cancel before it started) and
-its events are all sent.
+`final_message` event (read live: once the run's end is stored too, so a read after `end` finds the response
+ended), or once a response ended without one (a lost worker, a cancel before it started) and its events are
+all sent.
 
 Streams are bounded: one lasts as long as its response runs (or until its client goes away, which cancels
 it), and one end user has at most `MAX_STREAMS_PER_USER` open on a worker at once (`Followers`); past that a
@@ -202,6 +203,7 @@ async def _frames(
             last_sent = loop.time()
             seq = event.seq
             if event.event.get("type") == _TERMINAL_EVENT:
+                await _until_stored(service.runner.live(owner, response_id), heartbeat)
                 yield end
                 return
         if live is None:
@@ -247,3 +249,17 @@ async def _frames(
             last_sent = loop.time()
         # Capped: a change made between the reads above and the start of the wait does not wake it.
         await store.wait_for_change(response_id, min(max(last_sent + heartbeat - loop.time(), 0.0), _LOOK_SECONDS))
+
+
+async def _until_stored(live: LiveEvents | None, max_wait: float) -> None:
+    """Return once the run of `live` (if it still runs here) has stored its end, `max_wait` seconds at most.
+
+    The run closes its live events in the step its `finish` returns, so the stream's `end` follows the commit
+    with nothing else awaited in between.
+    """
+    if live is None:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max_wait):
+            while not live.closed:
+                await live.changed.wait()

@@ -109,12 +109,9 @@ class _Threads:
         text = body.message.text
         thread = ThreadRecord(owner=owner, engine=engine, title=body.title or _title_of(text))
         message = MessageRecord(thread_id=thread.id, owner=owner, role="user", parts=[TextPart(text=text)])
-        response = ResponseRecord(
-            thread_id=thread.id,
-            owner=owner,
-            user_message_id=message.id,
-            prompt=text,
-            lease_expires_at=service.start_deadline(),
+        # Stored already leased to this worker, which runs it at once: no claim to write before the engine starts.
+        response = service.runner.leased(
+            ResponseRecord(thread_id=thread.id, owner=owner, user_message_id=message.id, prompt=text)
         )
         async with service.admission.admit(owner):  # 429 beyond the caps, before anything is stored
             await service.store.create_thread(thread, message, response)
@@ -151,12 +148,8 @@ class _Threads:
         user = await resolve_acting_user(service, owner)
         text = body.message.text
         message = MessageRecord(thread_id=thread_id, owner=owner, role="user", parts=[TextPart(text=text)])
-        response = ResponseRecord(
-            thread_id=thread_id,
-            owner=owner,
-            user_message_id=message.id,
-            prompt=text,
-            lease_expires_at=service.start_deadline(),
+        response = service.runner.leased(
+            ResponseRecord(thread_id=thread_id, owner=owner, user_message_id=message.id, prompt=text)
         )
         async with service.admission.admit(owner):  # 429 beyond the caps, before anything is stored
             thread = await service.store.post_message(message, response)

@@ -64,6 +64,7 @@ from omni_bridge.stores._rules import (
     CANCELED_QUEUED,
     PARTS,
     WORKER_LOST,
+    already_stored,
     check_limit,
     duplicate_conversation,
     lost_message,
@@ -385,6 +386,7 @@ class PostgresStore:
         error: ResponseError | None = None,
         conversation: Conversation | None = None,
         events: Sequence[dict[str, object]] = (),
+        first_seq: int | None = None,
         progress: str | None = None,
     ) -> bool:
         if status not in TERMINAL_STATUSES:
@@ -394,7 +396,7 @@ class PostgresStore:
             response = await lock_response(conn, response_id)
             if response is None or not _holds(response, worker):
                 return False
-            await _insert_events(conn, response_id, events)
+            await _insert_events(conn, response_id, events, first_seq)
             if progress is not None:
                 response = response.model_copy(update={"progress": progress})
             await self._end(conn, response, status, message=message, error=error)
@@ -611,14 +613,19 @@ class _PostgresArtifacts:
             return await conversations.get_artifact(conn, artifact_id, owner)
 
 
-async def _insert_events(conn: AsyncConnection[Any], response_id: str, events: Sequence[dict[str, object]]) -> None:
-    """Store a response's next events, numbered on from its last (its row is locked by the caller)."""
+async def _insert_events(
+    conn: AsyncConnection[Any], response_id: str, events: Sequence[dict[str, object]], first_seq: int | None = None
+) -> None:
+    """Store a response's next events, numbered on from its last (its row is locked by the caller); with
+    `first_seq` (the number of the first), those already stored are skipped."""
     if not events:
         return
-    last = await one(
+    row = await one(
         conn, "SELECT COALESCE(MAX(seq), 0) FROM bridge_response_events WHERE response_id = %s", (response_id,)
     )
-    first = (last[0] if last is not None else 0) + 1
+    last = row[0] if row is not None else 0
+    events = events[already_stored(last, first_seq) :]
+    first = last + 1
     async with conn.cursor() as cursor:
         await cursor.executemany(
             "INSERT INTO bridge_response_events (response_id, seq, event) VALUES (%s, %s, %s)",

@@ -45,6 +45,7 @@ from omni_bridge.stores._rules import (
     CANCELED_QUEUED,
     PARTS,
     WORKER_LOST,
+    already_stored,
     check_limit,
     from_us,
     lost_message,
@@ -352,6 +353,7 @@ class SqliteStore:
         error: ResponseError | None = None,
         conversation: Conversation | None = None,
         events: Sequence[dict[str, object]] = (),
+        first_seq: int | None = None,
         progress: str | None = None,
     ) -> bool:
         if status not in TERMINAL_STATUSES:
@@ -363,7 +365,7 @@ class SqliteStore:
                 response = held(db, response_id, worker)
                 if response is None:
                     return None
-                _insert_events(db, response_id, encoded)
+                _insert_events(db, response_id, encoded, first_seq)
                 if progress is not None:
                     response = response.model_copy(update={"progress": progress})
                 end_response(db, response, status, message=message, error=error)
@@ -537,11 +539,15 @@ def _write_conversation(db: sqlite3.Connection, conversation: Conversation | Non
     return _WRITTEN if conversation is None else save_conversation(db, conversation)
 
 
-def _insert_events(db: sqlite3.Connection, response_id: str, encoded: Sequence[str]) -> None:
-    """Store a response's next events (JSON text), numbered on from its last."""
+def _insert_events(
+    db: sqlite3.Connection, response_id: str, encoded: Sequence[str], first_seq: int | None = None
+) -> None:
+    """Store a response's next events (JSON text), numbered on from its last; with `first_seq` (the number of
+    the first), those already stored are skipped."""
     if not encoded:
         return
     (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE response_id = ?", (response_id,)).fetchone()
+    encoded = encoded[already_stored(last, first_seq) :]
     db.executemany(
         "INSERT INTO events (response_id, seq, event) VALUES (?, ?, ?)",
         [(response_id, last + n, event) for n, event in enumerate(encoded, start=1)],
