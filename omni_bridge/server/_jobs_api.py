@@ -294,14 +294,15 @@ class JobsApi:
         if thread is not None and facts is None:  # a thread the thread API made: not a job conversation
             raise _error(404, f"Conversation {conversation_id} not found")
         message = MessageRecord(thread_id=conversation_id, owner=owner, role="user", parts=[TextPart(text=body.prompt)])
-        job = ResponseRecord(
-            thread_id=conversation_id,
-            owner=owner,
-            user_message_id=message.id,
-            prompt=body.prompt,
-            origin="job",
-            webhook=webhook,
-            lease_expires_at=self.service.start_deadline(),
+        job = self.service.runner.leased(  # run here at once: stored leased, no claim before the engine starts
+            ResponseRecord(
+                thread_id=conversation_id,
+                owner=owner,
+                user_message_id=message.id,
+                prompt=body.prompt,
+                origin="job",
+                webhook=webhook,
+            )
         )
         message = message.model_copy(update={"response_id": job.id})
         created: ThreadRecord | None = None

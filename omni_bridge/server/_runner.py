@@ -1,11 +1,14 @@
 """`ResponseRunner`: runs responses on this worker, from claim to finish, and stops them when asked.
 
-Each response runs in its own asyncio task on the worker that received it. The task `claim`s the response
-(a lease of `BRIDGE_LEASE_SECONDS`), feeds the events of `Bridge.ask` into the store, and `finish`es it with
-the assistant message built from the `FinalMessage`. Beside it, two helper tasks:
+Each response runs in its own asyncio task on the worker that received it. The response is stored already
+running under this worker's lease (`leased`, in the transaction of its thread and message: no `claim` write
+before the engine starts), or, queued, the task `claim`s it (a lease of `BRIDGE_LEASE_SECONDS`); the task feeds
+the events of `Bridge.ask` into the store, and `finish`es it with the assistant message built from the
+`FinalMessage`. Beside it, two helper tasks:
 
 - a **writer** batches events (text deltas arrive many per second) and writes them with the parts and
-  progress so far, at most every `flush_seconds`, so pollers see progress without a write per token;
+  progress so far, at most every `flush_seconds`, so pollers and followers on other workers see progress
+  without a write per token;
 - a **watcher** renews the lease every lease/3 and notices a cancel asked on another worker
   (`cancel_requested`), waking early through `wait_for_change`; a lost lease stops the run without writing
   anything more (the reaper of another worker has ended it as `worker_lost`).
@@ -18,18 +21,24 @@ lands as its wait completes; see `_tasks`), so the end of a run is a fact, not o
   and looks at it after every await, so it returns on its own even when the cancel sent to it is lost, and
   whatever it read after the end (a lease released by `finish`) is not taken for news;
 - stopping a helper is bounded (`stop_task`: cancel, wait a moment, cancel again, log, go on), for the
-  watcher, the writer and `aclose` alike, and `finish` waits on no helper: the writer's last flush gets
-  `_WRITER_GRACE_SECONDS`; a writer slower than that is stopped and the run writes the events still queued
-  itself, with one `append` just before `finish` (the writer drops a batch from the queue only once it is
-  written, so a stopped writer leaves nothing behind; a writer that will not even stop is left to finish its
-  batch, and the run writes nothing more then: it finishes with the message, whose parts hold the answer);
+  watcher, the writer and `aclose` alike, and `finish` waits on no helper (they are stopped after it): once
+  the run has all its events, `finish` writes every one not known to be written, with its number
+  (`first_seq`), in its transaction; those a writer's append in flight commits first are skipped, and an
+  append that comes after `finish` is refused (the lease is released), so each event is stored once, in order;
 - a heartbeat that comes late, after `finish`, finds the response ended and renews nothing: both stores renew
   only a lease that is `running` under this worker, checked in the transaction that writes it;
 - a stop asked while the engine runs decides the outcome even when the cancel sent to the run task is lost
   and the engine answers in full: the run ends `canceled` (or shut down) as if the cancel had arrived then.
 
 Cancelling a run cancels its task: the Bridge then cancels the LLM stream and the MCP calls in flight. A
-canceled (or shut down) run still writes a message with what it had produced, outcome `canceled`.
+canceled (or shut down) run still writes a message with what it had produced, outcome `canceled`; one stopped
+before its engine produced any event writes none (error `canceled`, as a response canceled while queued).
+
+Followers and pollers on this worker do not wait for the writer: each event also goes, numbered, to the run's
+`LiveEvents` (`live`) as it is produced, and `snapshot` gives a poller the running response as it stands (its
+parts and progress so far). The store's numbering of the same events is the same (see `_live`). In the step
+`finish` returns (nothing awaited in between) the live events close, so a follower's stream ends, and
+`snapshot` gives nothing, so pollers read the ended response from the store.
 
 One database, one transaction per write: the run hands `Bridge.ask` a `save` that only keeps a copy of the
 conversation (the engines call it after each LLM turn); the writer stores that copy with the next batch of
@@ -59,10 +68,13 @@ from omni_bridge.agent.events import (
     new_message_id,
 )
 from omni_bridge.exceptions import OmniBridgeError
+from omni_bridge.server._live import KEEP_WRITTEN, LiveEvents
 from omni_bridge.server._progress import PartsSoFar, progress_line
 from omni_bridge.server._tasks import stop_task, until_set
 from omni_bridge.stores import (
+    CANCELED_QUEUED,
     MessageRecord,
+    Owner,
     ResponseError,
     ResponseRecord,
     ResponseStatus,
@@ -91,8 +103,6 @@ _PACE_SECONDS = 0.1
 """The shortest time between two looks (a run's own writes wake its watcher too)."""
 _STOP_GRACE_SECONDS = 1.0
 """How long a helper task (or, at shutdown, a run) gets after each of the two cancels that stop it."""
-_WRITER_GRACE_SECONDS = 5.0
-"""How long a run waits for its writer's last flush before it stops the writer and writes the rest itself."""
 
 
 @dataclass
@@ -102,6 +112,8 @@ class _Run:
     response: ResponseRecord
     user: str | EndUser
     engine: EngineName | None
+    live: LiveEvents
+    """The events as they are produced, for followers on this worker."""
     job_options: JobOptions | None = None
     task: asyncio.Task[None] | None = None
     asking: bool = False
@@ -111,9 +123,16 @@ class _Run:
     pending: list[dict[str, object]] = field(default_factory=list)
     parts_changed: bool = False
     progress_changed: bool = False
+    claimed: bool = False
+    """Set once the run holds its lease (stored by `leased`, or claimed): from then until `finish` is stored,
+    `snapshot` shows the run as it stands."""
+    finished: bool = False
+    """Set once `finish` is stored (or the run broke off): the store has the last word."""
+    updated_at: datetime | None = None
+    """When the run last recorded an event (what a poller sees as `updated_at`)."""
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once the run has all its events: the writer writes what is left at once, then ends."""
+    """Set once the run has all its events: the writer ends (the rest goes with `finish`)."""
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     """Set first when the engine's part of the run is over, however it ended: the watcher stops on it."""
     writer_released: bool = False
@@ -132,6 +151,7 @@ class ResponseRunner:
         worker_id: this worker's name in leases.
         lease_seconds: how long a claim or heartbeat holds a response.
         flush_seconds: the longest events wait before they are written.
+        live_keep: written events each run keeps in memory for its followers here (`LiveEvents`).
     """
 
     def __init__(
@@ -142,12 +162,14 @@ class ResponseRunner:
         worker_id: str,
         lease_seconds: float,
         flush_seconds: float = 0.05,
+        live_keep: int = KEEP_WRITTEN,
     ) -> None:
         self._store = store
         self._bridge = bridge
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.flush_seconds = flush_seconds
+        self.live_keep = live_keep
         self._runs: dict[str, _Run] = {}
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._helpers: set[asyncio.Task[None]] = set()
@@ -183,7 +205,7 @@ class ResponseRunner:
         """Run `response` in the background on this worker.
 
         Args:
-            response: a queued response, as written to the store.
+            response: a queued response, or one made `leased` by this runner, as written to the store.
             user: the end user with a profile to upsert; default: the owner's user id alone.
             engine: the engine of a new thread; an existing conversation keeps its own.
             job_options: an AI job's branch and attachments (kept in memory only: a queued response is run by
@@ -196,10 +218,52 @@ class ResponseRunner:
             raise RuntimeError("the runner is closed")
         if response.id in self._runs:
             return
-        run = _Run(response=response, user=user or response.owner.user, engine=engine, job_options=job_options)
+        live = LiveEvents(response.id, response.owner, keep_written=self.live_keep)
+        run = _Run(
+            response=response, user=user or response.owner.user, engine=engine, live=live, job_options=job_options
+        )
+        run.claimed = response.status == "running" and response.worker == self.worker_id  # stored as `leased` made it
         self._runs[response.id] = run
         run.task = asyncio.create_task(self._execute(run), name=f"response {response.id}")
         run.task.add_done_callback(lambda _task: self._runs.pop(response.id, None))
+
+    def leased(self, response: ResponseRecord) -> ResponseRecord:
+        """A new `response` as this worker runs it at once: `running`, leased to this worker from now.
+
+        Stored so with its thread and message (in their transaction) and then `start`ed, it needs no `claim`
+        write before the engine starts. A worker that dies in between leaves a lease that runs out: the
+        reaper ends the response as `worker_lost`, as one that dies mid-run.
+        """
+        moment = datetime.now(UTC)
+        return response.model_copy(
+            update={
+                "status": "running",
+                "worker": self.worker_id,
+                "lease_expires_at": moment + timedelta(seconds=self.lease_seconds),
+                "started_at": moment,
+                "updated_at": moment,
+            }
+        )
+
+    def live(self, owner: Owner, response_id: str) -> LiveEvents | None:
+        """The live events of `owner`'s response running on this worker; `None` when it does not run here."""
+        run = self._runs.get(response_id)
+        if run is None or run.response.owner != owner:
+            return None
+        return run.live
+
+    def snapshot(self, owner: Owner, response_id: str) -> ResponseRecord | None:
+        """`owner`'s response running on this worker as it stands now (parts and progress so far, unwritten
+        ones included); `None` when it does not run here, is not claimed yet or is already finished."""
+        run = self._runs.get(response_id)
+        if run is None or run.response.owner != owner or not run.claimed or run.finished:
+            return None
+        changes: dict[str, object] = {"parts": run.parts.build(), "progress": run.progress}
+        if run.updated_at is not None:
+            changes["updated_at"] = run.updated_at
+        if run.stop_reason == "canceled":
+            changes["cancel_requested"] = True
+        return run.response.model_copy(update=changes)
 
     async def cancel(self, response_id: str, *, wait: float = 0.0) -> bool:
         """Stop a response running on this worker; wait up to `wait` seconds for it to end.
@@ -265,16 +329,25 @@ class ResponseRunner:
         except Exception:
             # The store failed under the run: the lease runs out and the reaper ends it as `worker_lost`.
             log.exception("response %s: the run broke off", run.response.id)
+        finally:
+            run.finished = True
+            run.live.close()
 
     async def _run_claimed(self, run: _Run) -> None:
         response = run.response
-        claimed = await self._store.claim(response.id, self.worker_id, self._lease_until())
-        if claimed is None:
-            log.debug("response %s was not claimable (canceled or taken)", response.id)
-            return
-        run.response = claimed
+        if not run.claimed:
+            claimed = await self._store.claim(response.id, self.worker_id, self._lease_until())
+            if claimed is None:
+                log.debug("response %s was not claimable (canceled or taken)", response.id)
+                return
+            run.response = claimed
+            run.claimed = True
         writer = self._helper(self._write(run), f"writer {response.id}")
         watcher = self._helper(self._watch(run), f"watcher {response.id}")
+        helpers = {
+            f"the lease watcher of response {response.id}": watcher,
+            f"the writer of response {response.id}": writer,
+        }
         final: AssistantMessage | None = None
         error: ResponseError | None = None
         try:
@@ -301,61 +374,78 @@ class ResponseRunner:
         finally:
             run.asking = False
             run.ended.set()
-        await stop_task(watcher, grace=_STOP_GRACE_SECONDS, name=f"the lease watcher of response {response.id}")
-        if run.stop_reason == "lease_lost":
-            run.writer_released = True
-            await stop_task(writer, grace=_STOP_GRACE_SECONDS, name=f"the writer of response {response.id}")
-            log.warning("response %s: this worker lost its lease; the run stopped", response.id)
-            return
+        # The writer is not waited for: `finish` writes every event not known to be written, numbered, so those an
+        # append in flight commits first are skipped, and an append that comes after `finish` is refused.
+        run.writer_released = True
+        run.closing.set()
+        run.dirty.set()
+        try:
+            if run.stop_reason == "lease_lost":
+                log.warning("response %s: this worker lost its lease; the run stopped", response.id)
+                return
+            finished = await self._finish(run, final, error)
+        finally:
+            # In the step `finish` returns, nothing awaited in between: polls here read the ended response from
+            # the store from now on, and live followers end their streams.
+            run.finished = True
+            run.live.close()
+            # Only now: the watcher (it returns on `ended`) and the writer cost the end of the run nothing.
+            await _stop_all(helpers)
+        if finished:
+            ended = await self._store.get_response(response.owner, response.id)
+            if ended is not None:
+                self.notify_finished(ended)
+
+    async def _finish(self, run: _Run, final: AssistantMessage | None, error: ResponseError | None) -> bool:
+        """Write the end of the run (its last events, status and message) in `finish`'s one transaction.
+
+        Returns:
+            False when the lease was lost first (nothing was written).
+        """
+        response = run.response
         if final is None:
             if run.stop_reason is None and error is None:
                 error = ResponseError(type="internal_error", message="The answer ended without a final message.")
-            final = self._closing_message(run, error)
-            if run.stop_reason == "shutdown":
-                error = SHUTDOWN
-        run.closing.set()
-        run.dirty.set()
-        await self._last_writes(run, writer)
-        if _lease_lost(run):
-            return
-        message = MessageRecord(
-            id=final.id,
-            thread_id=response.thread_id,
-            owner=response.owner,
-            role="assistant",
-            parts=list(final.parts),
-            outcome=final.outcome,
-            response_id=response.id,
-            created_at=final.created_at,
-        )
-        status = _STATUS_OF[final.outcome]
+            if run.stop_reason is not None and run.live.last_seq == 0:
+                # Stopped before the engine produced anything: no message, as for a cancel while queued.
+                error = SHUTDOWN if run.stop_reason == "shutdown" else CANCELED_QUEUED
+            else:
+                final = self._closing_message(run, error)
+                if run.stop_reason == "shutdown":
+                    error = SHUTDOWN
+        message: MessageRecord | None = None
+        if final is not None:
+            message = MessageRecord(
+                id=final.id,
+                thread_id=response.thread_id,
+                owner=response.owner,
+                role="assistant",
+                parts=list(final.parts),
+                outcome=final.outcome,
+                response_id=response.id,
+                created_at=final.created_at,
+            )
+        status: ResponseStatus = "canceled" if final is None else _STATUS_OF[final.outcome]
+        events = list(run.pending)
+        new_progress = run.progress if run.progress_changed else None
         finished = await self._store.finish(
-            response.id, self.worker_id, status, message=message, error=error, conversation=run.conversation
+            response.id,
+            self.worker_id,
+            status,
+            message=message,
+            error=error,
+            conversation=run.conversation,
+            events=events,
+            first_seq=run.live.last_seq - len(events) + 1,
+            progress=run.progress,
         )
         if not finished:
             log.warning("response %s: the lease was lost before it could finish", response.id)
-            return
-        ended = await self._store.get_response(response.owner, response.id)
-        if ended is not None:
-            self.notify_finished(ended)
-
-    async def _last_writes(self, run: _Run, writer: asyncio.Task[None]) -> None:
-        """Have the queued events written before `finish`, waiting for the writer `_WRITER_GRACE_SECONDS` at most.
-
-        Raises:
-            Exception: the writer's own failure (a store error): the run breaks off, as a write of its own would.
-        """
-        await asyncio.wait([writer], timeout=_WRITER_GRACE_SECONDS)
-        if writer.done():
-            writer.result()
-            return
-        response_id = run.response.id
-        log.warning("response %s: the last write of events is slow; the run writes them itself", response_id)
-        run.writer_released = True
-        if not await stop_task(writer, grace=_STOP_GRACE_SECONDS, name=f"the writer of response {response_id}"):
-            return  # its batch may still be written: writing more now could put events out of order
-        if not await self._flush(run):
-            self._stop(run, "lease_lost")
+            return False
+        run.live.written(run.live.last_seq)
+        if new_progress is not None:
+            self._progressed(run, new_progress)
+        return True
 
     async def _ask(self, run: _Run) -> tuple[AssistantMessage | None, ResponseError | None]:
         response = run.response
@@ -386,9 +476,13 @@ class ResponseRunner:
         return final, error
 
     def _record(self, run: _Run, event: Event) -> None:
-        """Queue the event for the writer (stamped with this response's id) and update the parts so far."""
+        """Hand the event (stamped with this response's id) to the live followers and queue it for the writer;
+        update the parts so far."""
         event = event.model_copy(update={"response_id": run.response.id})
-        run.pending.append(EventAdapter.dump_python(event, mode="json"))
+        dumped = EventAdapter.dump_python(event, mode="json")
+        run.live.add(dumped)
+        run.pending.append(dumped)
+        run.updated_at = datetime.now(UTC)
         if run.parts.add(event):
             run.parts_changed = True
         line = progress_line(event)
@@ -421,14 +515,16 @@ class ResponseRunner:
         while True:
             await run.dirty.wait()
             run.dirty.clear()
+            if run.closing.is_set():
+                return  # the run writes what is left with `finish`
             written = await self._flush(run)
             if run.writer_released:
                 return  # the run has stopped waiting for this writer and writes what is left itself
             if not written:
                 self._stop(run, "lease_lost")
                 return
-            if run.closing.is_set() and not run.pending:
-                return
+            if run.closing.is_set():
+                return  # the run writes what is left with `finish`
             # Pace the writes (deltas arrive many per second), but not past the end of the run.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.flush_seconds):
@@ -462,10 +558,14 @@ class ResponseRunner:
         if not written:
             return False
         del run.pending[: len(events)]
+        run.live.written(run.live.last_seq - len(run.pending))
         if progress is not None:
-            for hook in self._progress_hooks:
-                self._spawn_hook(hook(run.response, progress), run.response.id)
+            self._progressed(run, progress)
         return True
+
+    def _progressed(self, run: _Run, progress: str) -> None:
+        for hook in self._progress_hooks:
+            self._spawn_hook(hook(run.response, progress), run.response.id)
 
     async def _watch(self, run: _Run) -> None:
         """Renew the lease every lease/3; stop the run on a cancel request or a lost lease."""

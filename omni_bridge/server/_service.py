@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import anthropic
 from starlette.requests import Request
@@ -127,11 +127,6 @@ class Service:
             ApiError: 401 without a valid service key, 400 without a usable `X-Bridge-User`.
         """
         return owner_from_request(request, self.keys)
-
-    def start_deadline(self) -> datetime:
-        """When a response queued now must have been claimed: a worker that dies between accepting a question
-        and starting its run leaves it queued, and `expire_leases` ends it as lost after this."""
-        return datetime.now(UTC) + timedelta(seconds=self.settings.bridge_lease_seconds)
 
     def check_accepting(self) -> None:
         """Raises `ApiError` 503 unless the service is running and not shutting down."""

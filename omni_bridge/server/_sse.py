@@ -2,11 +2,20 @@
 
 Written on Starlette's `StreamingResponse` rather than a helper library: the format is four lines, and the
 stream's end condition (the response's terminal event, or its terminal status once every stored event was
-sent) needs the store anyway. Each frame is `id: <seq>`, `event: <type>`, `data: <event JSON>`; a client that
-reconnects with `Last-Event-ID` (or `?after=`) gets only what it has not seen. While nothing happens a
-comment line goes out every `HEARTBEAT_SECONDS` so proxies keep the connection open. The stream ends with
-`event: end` after the `final_message` event, or once a response ended without one (a lost worker, a cancel
-before it started) and its events are all sent.
+sent) needs the store anyway.
+
+Two sources, one numbering. On the worker that runs the response a stream reads the run's `LiveEvents`, so
+each event goes out as it is produced, not once the runner's writer has stored it; elsewhere (another
+worker, or once the run is over) it reads the store and wakes on `wait_for_change`. A live stream that fell
+behind what the buffer keeps reads the missing events from the store and goes on live; one whose run ended
+without a `final_message` (a lost lease, a store failure) goes on from the store, which has the last word.
+
+Each frame is `id: <seq>`, `event: <type>`, `data: <event JSON>`; a client that reconnects with
+`Last-Event-ID` (or `?after=`) gets only what it has not seen. While nothing happens a comment line goes out
+every `HEARTBEAT_SECONDS` so proxies keep the connection open. The stream ends with `event: end` after the
+`final_message` event (read live: once the run's end is stored too, so a read after `end` finds the response
+ended), or once a response ended without one (a lost worker, a cancel before it started) and its events are
+all sent.
 
 Streams are bounded: one lasts as long as its response runs (or until its client goes away, which cancels
 it), and one end user has at most `MAX_STREAMS_PER_USER` open on a worker at once (`Followers`); past that a
@@ -16,6 +25,7 @@ new one is refused with 429 before it starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import weakref
 from collections.abc import AsyncIterator
@@ -25,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from omni_bridge.server._envelope import ApiError
+from omni_bridge.server._live import LiveEvents
 from omni_bridge.server._openapi import Operation, Param
 from omni_bridge.stores import TERMINAL_STATUSES, Owner, StoredEvent
 
@@ -153,7 +164,10 @@ def _frame(event: StoredEvent) -> str:
 async def stream_events(service: Service, request: Request, owner: Owner, response_id: str) -> Response:
     """The event stream of one response of `owner` (404 before the stream starts if there is none)."""
     after = _resume_point(request)
-    first = await service.store.events_after(owner, response_id, after)
+    live = service.runner.live(owner, response_id)
+    first = live.after(after) if live is not None else None
+    if first is None:
+        first = await service.store.events_after(owner, response_id, after)
     if first is None:
         raise ApiError(404, "not_found", "no such response for this user")
     ticket = service.followers.enter(owner)
@@ -182,14 +196,44 @@ async def _frames(
     heartbeat = service.sse_heartbeat_seconds
     end = f"event: end\ndata: {json.dumps({'response_id': response_id})}\n\n"
     last_sent = loop.time()
+    live: LiveEvents | None = None
     while True:
         for event in batch:
             yield _frame(event)
             last_sent = loop.time()
             seq = event.seq
             if event.event.get("type") == _TERMINAL_EVENT:
+                await _until_stored(service.runner.live(owner, response_id), heartbeat)
                 yield end
                 return
+        if live is None:
+            # Looked up each round: a stream that started before the run was claimed (or on the store) goes
+            # live as soon as the run is here.
+            live = service.runner.live(owner, response_id)
+        if live is not None and not live.closed:
+            changed = live.changed
+            live_batch = live.after(seq)
+            if live_batch is None:  # fell behind the buffer: the missing events are in the store
+                batch = await store.events_after(owner, response_id, seq) or []
+                continue
+            batch = live_batch
+            if batch:
+                continue
+            if service.closing:
+                return  # the client reconnects with Last-Event-ID (to another worker)
+            if loop.time() - last_sent >= heartbeat:
+                yield ": keep-alive\n\n"
+                last_sent = loop.time()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(last_sent + heartbeat - loop.time(), 0.0)):
+                    await changed.wait()
+            continue
+        if live is not None:
+            # The run is over: what it still had is read first, then the store decides.
+            batch = live.after(seq) or []
+            live = None
+            if batch:
+                continue
         # Read the status before the events: if it was over then, the events read after it are the last.
         response = await store.get_response(owner, response_id)
         batch = await store.events_after(owner, response_id, seq) or []
@@ -205,3 +249,17 @@ async def _frames(
             last_sent = loop.time()
         # Capped: a change made between the reads above and the start of the wait does not wake it.
         await store.wait_for_change(response_id, min(max(last_sent + heartbeat - loop.time(), 0.0), _LOOK_SECONDS))
+
+
+async def _until_stored(live: LiveEvents | None, max_wait: float) -> None:
+    """Return once the run of `live` (if it still runs here) has stored its end, `max_wait` seconds at most.
+
+    The run closes its live events in the step its `finish` returns, so the stream's `end` follows the commit
+    with nothing else awaited in between.
+    """
+    if live is None:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max_wait):
+            while not live.closed:
+                await live.changed.wait()

@@ -1,10 +1,11 @@
 """The thread-centric API under `/v1`: threads, messages, responses, cancel and feedback.
 
 A thread is a conversation of one end user; posting a message starts a response, which runs in the background
-on this worker and is polled (`GET /v1/responses/{id}`: status, progress, parts so far) or followed as
-server-sent events (`_sse.py`). Each handler authenticates first (401/400 before anything else), then parses
-its input into a pydantic model (`extra="forbid"`: an unknown field is a 400), then asks the store, which
-only ever finds records of the caller's owner: another user's record is a 404, never a 403.
+on this worker and is polled (`GET /v1/responses/{id}`: status, progress, parts so far; on the worker that
+runs it, as it stands in memory, see `ResponseRunner.snapshot`) or followed as server-sent events (`_sse.py`).
+Each handler authenticates first (401/400 before anything else), then parses its input into a pydantic model
+(`extra="forbid"`: an unknown field is a 400), then asks the store, which only ever finds records of the
+caller's owner: another user's record is a 404, never a 403.
 """
 
 from __future__ import annotations
@@ -108,12 +109,9 @@ class _Threads:
         text = body.message.text
         thread = ThreadRecord(owner=owner, engine=engine, title=body.title or _title_of(text))
         message = MessageRecord(thread_id=thread.id, owner=owner, role="user", parts=[TextPart(text=text)])
-        response = ResponseRecord(
-            thread_id=thread.id,
-            owner=owner,
-            user_message_id=message.id,
-            prompt=text,
-            lease_expires_at=service.start_deadline(),
+        # Stored already leased to this worker, which runs it at once: no claim to write before the engine starts.
+        response = service.runner.leased(
+            ResponseRecord(thread_id=thread.id, owner=owner, user_message_id=message.id, prompt=text)
         )
         async with service.admission.admit(owner):  # 429 beyond the caps, before anything is stored
             await service.store.create_thread(thread, message, response)
@@ -150,12 +148,8 @@ class _Threads:
         user = await resolve_acting_user(service, owner)
         text = body.message.text
         message = MessageRecord(thread_id=thread_id, owner=owner, role="user", parts=[TextPart(text=text)])
-        response = ResponseRecord(
-            thread_id=thread_id,
-            owner=owner,
-            user_message_id=message.id,
-            prompt=text,
-            lease_expires_at=service.start_deadline(),
+        response = service.runner.leased(
+            ResponseRecord(thread_id=thread_id, owner=owner, user_message_id=message.id, prompt=text)
         )
         async with service.admission.admit(owner):  # 429 beyond the caps, before anything is stored
             thread = await service.store.post_message(message, response)
@@ -183,7 +177,9 @@ class _Threads:
             raise _missing("thread")
         response = None
         if thread.current_response_id is not None:
-            response = await self.service.store.get_response(owner, thread.current_response_id)
+            response = self.service.runner.snapshot(owner, thread.current_response_id)
+            if response is None:
+                response = await self.service.store.get_response(owner, thread.current_response_id)
         if response is None:
             raise _missing("response")
         return ok(ResponseOut.of(response))
@@ -191,7 +187,10 @@ class _Threads:
     async def get_response(self, request: Request) -> Response:
         owner = await self.service.authenticate(request)
         response_id = parse_response_id(str(request.path_params["response_id"]))
-        response = await self.service.store.get_response(owner, response_id)
+        # Running here: as it stands now, without waiting for the runner's next write.
+        response = self.service.runner.snapshot(owner, response_id)
+        if response is None:
+            response = await self.service.store.get_response(owner, response_id)
         if response is None:
             raise _missing("response")
         return ok(ResponseOut.of(response))

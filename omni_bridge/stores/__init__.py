@@ -34,7 +34,7 @@ from omni_bridge.stores._records import (
     WebhookTarget,
     new_id,
 )
-from omni_bridge.stores._rules import without_thinking
+from omni_bridge.stores._rules import CANCELED_QUEUED, without_thinking
 from omni_bridge.stores._sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def __getattr__(name: str) -> _Any:
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "CANCELED_QUEUED",
     "STORE_FILE",
     "TERMINAL_STATUSES",
     "Feedback",

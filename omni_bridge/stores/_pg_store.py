@@ -64,6 +64,7 @@ from omni_bridge.stores._rules import (
     CANCELED_QUEUED,
     PARTS,
     WORKER_LOST,
+    already_stored,
     check_limit,
     duplicate_conversation,
     lost_message,
@@ -362,18 +363,7 @@ class PostgresStore:
             response = await lock_response(conn, response_id)
             if response is None or not _holds(response, worker):
                 return False
-            if events:
-                last = await one(
-                    conn,
-                    "SELECT COALESCE(MAX(seq), 0) FROM bridge_response_events WHERE response_id = %s",
-                    (response_id,),
-                )
-                first = (last[0] if last is not None else 0) + 1
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(
-                        "INSERT INTO bridge_response_events (response_id, seq, event) VALUES (%s, %s, %s)",
-                        [(response_id, first + n, jsonb(event)) for n, event in enumerate(events)],
-                    )
+            await _insert_events(conn, response_id, events)
             update: dict[str, Any] = {"updated_at": now()}
             if parts is not None:
                 update["parts"] = PARTS.validate_python(list(parts))
@@ -395,6 +385,9 @@ class PostgresStore:
         message: MessageRecord | None,
         error: ResponseError | None = None,
         conversation: Conversation | None = None,
+        events: Sequence[dict[str, object]] = (),
+        first_seq: int | None = None,
+        progress: str | None = None,
     ) -> bool:
         if status not in TERMINAL_STATUSES:
             raise ValueError(f"a response ends succeeded, failed or canceled, not {status!r}")
@@ -403,6 +396,9 @@ class PostgresStore:
             response = await lock_response(conn, response_id)
             if response is None or not _holds(response, worker):
                 return False
+            await _insert_events(conn, response_id, events, first_seq)
+            if progress is not None:
+                response = response.model_copy(update={"progress": progress})
             await self._end(conn, response, status, message=message, error=error)
             stamp = None if conversation is None else await conversations.save_conversation(conn, conversation)
         if conversation is not None and stamp is not None:
@@ -615,3 +611,23 @@ class _PostgresArtifacts:
         await self._store.open()
         async with self._store._db.connection() as conn:
             return await conversations.get_artifact(conn, artifact_id, owner)
+
+
+async def _insert_events(
+    conn: AsyncConnection[Any], response_id: str, events: Sequence[dict[str, object]], first_seq: int | None = None
+) -> None:
+    """Store a response's next events, numbered on from its last (its row is locked by the caller); with
+    `first_seq` (the number of the first), those already stored are skipped."""
+    if not events:
+        return
+    row = await one(
+        conn, "SELECT COALESCE(MAX(seq), 0) FROM bridge_response_events WHERE response_id = %s", (response_id,)
+    )
+    last = row[0] if row is not None else 0
+    events = events[already_stored(last, first_seq) :]
+    first = last + 1
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO bridge_response_events (response_id, seq, event) VALUES (%s, %s, %s)",
+            [(response_id, first + n, jsonb(event)) for n, event in enumerate(events)],
+        )

@@ -186,10 +186,18 @@ class ServiceStore(Protocol):
         message: MessageRecord | None,
         error: ResponseError | None = None,
         conversation: Conversation | None = None,
+        events: Sequence[dict[str, object]] = (),
+        first_seq: int | None = None,
+        progress: str | None = None,
     ) -> bool:
-        """End a running response: its status, the assistant message it wrote (if any), error and the
-        conversation as the run last saved it, in one transaction; the lease is released. `False` (and nothing
-        written) when `worker` no longer holds the lease."""
+        """End a running response: its last `events` (numbered on from the last, as by `append`) and progress
+        line if given, its status, the assistant message it wrote (if any), error and the conversation as the
+        run last saved it, in one transaction; the lease is released. `False` (and nothing written) when
+        `worker` no longer holds the lease.
+
+        `first_seq`, when given, is the number of `events[0]`: those the store has already are skipped, so a
+        run need not wait for an `append` still in flight (one that commits first wrote some of them; one
+        that comes after `finish` is refused, the lease being released)."""
         ...
 
     async def request_cancel(self, owner: Owner, response_id: str, *, by: str) -> ResponseRecord | None:

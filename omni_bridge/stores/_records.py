@@ -135,8 +135,8 @@ class ResponseRecord(_Record):
     worker: str | None = None
     """The worker holding the lease while it runs."""
     lease_expires_at: AwareDatetime | None = None
-    """Running: the end of the worker's lease. Queued: when a worker must have claimed it (see
-    `Service.start_deadline`); past either, `expire_leases` ends the response as lost."""
+    """Running: the end of the worker's lease. Queued: when a worker must have claimed it; past either,
+    `expire_leases` ends the response as lost."""
     cancel_requested: bool = False
     created_at: AwareDatetime = Field(default_factory=_now)
     updated_at: AwareDatetime = Field(default_factory=_now)

@@ -21,6 +21,7 @@ __all__ = [
     "CANCELED_QUEUED",
     "PARTS",
     "WORKER_LOST",
+    "already_stored",
     "check_limit",
     "duplicate_conversation",
     "from_us",
@@ -42,8 +43,14 @@ WORKER_LOST = ResponseError(
 )
 """The error of a response ended by `expire_leases`."""
 CANCELED_QUEUED = ResponseError(type="canceled", message="Canceled before it started.")
-"""The error of a response canceled while queued."""
+"""The error of a response canceled before it started: while queued, or before its engine produced anything."""
 PARTS: TypeAdapter[list[ContentPart]] = TypeAdapter(list[ContentPart])
+
+
+def already_stored(last_seq: int, first_seq: int | None) -> int:
+    """How many of the events to write, numbered from `first_seq` (`None`: on from the last), the store has
+    already, its last being `last_seq`: an append still in flight as the run finished may have written them."""
+    return 0 if first_seq is None else max(last_seq + 1 - first_seq, 0)
 
 
 def now() -> datetime:

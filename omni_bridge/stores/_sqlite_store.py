@@ -45,6 +45,7 @@ from omni_bridge.stores._rules import (
     CANCELED_QUEUED,
     PARTS,
     WORKER_LOST,
+    already_stored,
     check_limit,
     from_us,
     lost_message,
@@ -331,13 +332,7 @@ class SqliteStore:
                 response = held(db, response_id, worker)
                 if response is None:
                     return None
-                (last,) = db.execute(
-                    "SELECT COALESCE(MAX(seq), 0) FROM events WHERE response_id = ?", (response_id,)
-                ).fetchone()
-                db.executemany(
-                    "INSERT INTO events (response_id, seq, event) VALUES (?, ?, ?)",
-                    [(response_id, last + n, event) for n, event in enumerate(encoded, start=1)],
-                )
+                _insert_events(db, response_id, encoded)
                 changes: dict[str, Any] = {"updated_at": now()}
                 if checked is not None:
                     changes["parts"] = checked
@@ -357,15 +352,22 @@ class SqliteStore:
         message: MessageRecord | None,
         error: ResponseError | None = None,
         conversation: Conversation | None = None,
+        events: Sequence[dict[str, object]] = (),
+        first_seq: int | None = None,
+        progress: str | None = None,
     ) -> bool:
         if status not in TERMINAL_STATUSES:
             raise ValueError(f"a response finishes as succeeded, failed or canceled, not {status!r}")
+        encoded = [json.dumps(event) for event in events]
 
         def finish(db: sqlite3.Connection) -> int | None:
             with transaction(db):
                 response = held(db, response_id, worker)
                 if response is None:
                     return None
+                _insert_events(db, response_id, encoded, first_seq)
+                if progress is not None:
+                    response = response.model_copy(update={"progress": progress})
                 end_response(db, response, status, message=message, error=error)
                 return _write_conversation(db, conversation)
 
@@ -535,6 +537,21 @@ _WRITTEN = 0
 def _write_conversation(db: sqlite3.Connection, conversation: Conversation | None) -> int:
     """Save the run's conversation inside the caller's transaction; its stamp, or `_WRITTEN` without one."""
     return _WRITTEN if conversation is None else save_conversation(db, conversation)
+
+
+def _insert_events(
+    db: sqlite3.Connection, response_id: str, encoded: Sequence[str], first_seq: int | None = None
+) -> None:
+    """Store a response's next events (JSON text), numbered on from its last; with `first_seq` (the number of
+    the first), those already stored are skipped."""
+    if not encoded:
+        return
+    (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE response_id = ?", (response_id,)).fetchone()
+    encoded = encoded[already_stored(last, first_seq) :]
+    db.executemany(
+        "INSERT INTO events (response_id, seq, event) VALUES (?, ?, ?)",
+        [(response_id, last + n, event) for n, event in enumerate(encoded, start=1)],
+    )
 
 
 def _stamped(conversation: Conversation | None, stamp: int | None) -> bool:

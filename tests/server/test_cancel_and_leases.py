@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from omni_bridge.agent.events import TextPart
 from omni_bridge.server import MessageRecord, Owner, ResponseRecord
-from omni_bridge.stores import STORE_FILE, SqliteStore
+from omni_bridge.stores import STORE_FILE, SqliteStore, ThreadRecord
 from omni_bridge.testing import tool_then_answer, tool_use_reply
 from tests.conftest import Served
 from tests.sandbox.mcp_helpers import wait_until
@@ -71,8 +72,9 @@ async def test_a_cancel_sent_to_another_worker_stops_the_run(served: Served, tmp
     assert ended["status"] == "canceled"
 
 
+@pytest.mark.parametrize("how", ["stored_leased", "claimed"])
 async def test_a_dead_workers_response_ends_as_worker_lost_and_earlier_messages_stay(
-    served: Served, tmp_path: Path
+    served: Served, tmp_path: Path, how: str
 ) -> None:
     faults(served)
     async with running_service(
@@ -81,7 +83,8 @@ async def test_a_dead_workers_response_ends_as_worker_lost_and_earlier_messages_
         async with svc.client() as alice:
             ids = data_of(await alice.post("/v1/threads", json={"message": {"text": "revenue by region"}}))
             first = await wait_for_response(alice, ids["response_id"])
-            # A second question, taken by a worker that then dies: claimed, a little written, never renewed.
+            # A second question, taken by a worker that then dies: stored leased to it as a worker that runs
+            # it at once stores it (or queued, then claimed), a little written, never renewed.
             store = svc.service.store
             owner = Owner(tenant="acme", user="alice")
             question = MessageRecord(
@@ -90,8 +93,14 @@ async def test_a_dead_workers_response_ends_as_worker_lost_and_earlier_messages_
             doomed = ResponseRecord(
                 thread_id=ids["thread_id"], owner=owner, user_message_id=question.id, prompt="and by month?"
             )
+            lease_until = datetime.now(UTC) + timedelta(seconds=0.5)
+            if how == "stored_leased":
+                doomed = doomed.model_copy(
+                    update={"status": "running", "worker": "worker-that-died", "lease_expires_at": lease_until}
+                )
             assert await store.post_message(question, doomed) is not None
-            assert await store.claim(doomed.id, "worker-that-died", datetime.now(UTC) + timedelta(seconds=0.5))
+            if how == "claimed":
+                assert await store.claim(doomed.id, "worker-that-died", lease_until)
             assert await store.append(doomed.id, "worker-that-died", [], parts=[TextPart(text="January: ")])
 
             lost = await wait_for_response(alice, doomed.id)  # this worker's reaper ends it
@@ -109,6 +118,75 @@ async def test_a_dead_workers_response_ends_as_worker_lost_and_earlier_messages_
     assert messages[1]["id"] == first["message_id"] and messages[1]["parts"] == first["parts"]
     assert messages[3]["parts"] == lost["parts"]
     assert events == [(None, "end", {"response_id": doomed.id})]
+
+
+class RecordsTheRunsStart(SqliteStore):
+    """A real SQLite store that records how responses were stored and claimed, and makes the run's first read
+    of its conversation (before its engine produced anything) wait until the run is cancelled."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.created: list[ResponseRecord] = []
+        self.claims: list[str] = []
+        self.hold_first_read = False
+        self.run_waits = asyncio.Event()
+
+    async def create_thread(self, thread: ThreadRecord, message: MessageRecord, response: ResponseRecord) -> None:
+        self.created.append(response)
+        await super().create_thread(thread, message, response)
+
+    async def claim(self, response_id: str, worker: str, lease_until: datetime) -> ResponseRecord | None:
+        self.claims.append(response_id)
+        return await super().claim(response_id, worker, lease_until)
+
+    async def get(self, conversation_id: str) -> Any:
+        task = asyncio.current_task()
+        run = task is not None and task.get_name().startswith("response ")
+        if run and self.hold_first_read and not self.run_waits.is_set():
+            self.run_waits.set()
+            await asyncio.Event().wait()  # until the cancel reaches the run
+        return await super().get(conversation_id)
+
+
+async def test_a_new_question_is_stored_leased_to_the_worker_that_runs_it_without_a_claim(
+    served: Served, tmp_path: Path
+) -> None:
+    faults(served)
+    store = RecordsTheRunsStart(tmp_path / STORE_FILE)
+    async with store, running_service(served, tmp_path, responder=tool_then_answer(REVENUE), store=store) as svc:
+        async with svc.client() as alice:
+            ids = data_of(await alice.post("/v1/threads", json={"message": {"text": "revenue by region"}}))
+            ended = await wait_for_response(alice, ids["response_id"])
+
+    (created,) = store.created
+    assert created.id == ids["response_id"] and created.status == "running"
+    assert created.worker == svc.service.runner.worker_id and created.lease_expires_at is not None
+    assert store.claims == []  # no claim write before the engine started
+    assert ended["status"] == "succeeded" and ended["message_id"] is not None
+
+
+async def test_a_cancel_before_the_engine_produced_anything_ends_canceled_without_a_message(
+    served: Served, tmp_path: Path
+) -> None:
+    store = RecordsTheRunsStart(tmp_path / STORE_FILE)
+    store.hold_first_read = True
+    async with store, running_service(served, tmp_path, responder=tool_then_answer(REVENUE), store=store) as svc:
+        async with svc.client() as alice:
+            ids = data_of(await alice.post("/v1/threads", json={"message": {"text": "revenue by region"}}))
+            async with asyncio.timeout(30):
+                await store.run_waits.wait()
+            assert (await alice.post(f"/v1/responses/{ids['response_id']}/cancel")).status_code == 200
+            ended = await wait_for_response(alice, ids["response_id"])
+            messages = data_of(await alice.get(f"/v1/threads/{ids['thread_id']}/messages"))
+            events = await read_events(alice, ids["response_id"])
+            posted = await alice.post(f"/v1/threads/{ids['thread_id']}/messages", json={"message": {"text": "hi"}})
+
+    # As a cancel of a queued response: canceled, no assistant message (not an empty one), no events.
+    assert ended["status"] == "canceled" and ended["cancel_requested"] and ended["message_id"] is None
+    assert ended["error"] is not None and ended["error"]["type"] == "canceled"
+    assert [m["role"] for m in messages] == ["user"]
+    assert events == [(None, "end", {"response_id": ids["response_id"]})]
+    assert posted.status_code == 201
 
 
 async def test_a_shutdown_ends_running_responses_as_canceled_with_a_reason(served: Served, tmp_path: Path) -> None:

@@ -46,12 +46,15 @@ __all__ = [
     "test_a_queued_response_never_claimed_by_its_start_deadline_ends_as_worker_lost",
     "test_a_record_of_another_owner_does_not_exist",
     "test_a_response_owner_is_found_within_its_tenant_only",
+    "test_a_response_stored_running_under_a_lease_needs_no_claim_and_is_reaped_when_its_lease_runs_out",
     "test_a_running_response_is_asked_to_stop_and_its_worker_sees_it",
     "test_a_thread_is_written_with_its_first_message_and_queued_response",
     "test_a_webhook_secret_is_kept_for_the_runner",
     "test_an_expired_lease_ends_the_response_as_worker_lost_and_keeps_what_was_written",
     "test_events_are_numbered_in_order_and_replay_from_any_point",
     "test_feedback_is_recorded_on_an_assistant_message_and_replaced",
+    "test_finish_with_first_seq_skips_the_events_an_append_stored_first_and_a_later_append_is_refused",
+    "test_finish_writes_the_last_events_and_progress_numbered_on_from_the_appended_ones",
     "test_finish_writes_the_message_status_and_error_and_releases_the_lease",
     "test_jobs_follow_the_one_active_response_rule",
     "test_only_one_response_is_active_per_thread",
@@ -237,6 +240,65 @@ async def test_events_are_numbered_in_order_and_replay_from_any_point(store: Ser
     polled = await store.get_response(ALICE, response.id)
     assert polled is not None and polled.progress == "p"
     assert polled.parts == [thinking, TextPart(text="West: 42")]  # thinking is shown while it runs
+
+
+async def test_finish_writes_the_last_events_and_progress_numbered_on_from_the_appended_ones(
+    store: ServiceStore,
+) -> None:
+    thread, response = await started(store)
+    deltas: list[dict[str, object]] = [
+        {"type": "text_delta", "conversation_id": thread.id, "text": word} for word in ("West", ": ", "42")
+    ]
+    assert await store.append(response.id, "w1", deltas[:1], progress="first")
+    assert not await store.finish(response.id, "w2", "succeeded", message=answer(response), events=deltas[1:])
+    assert await store.finish(
+        response.id, "w1", "succeeded", message=answer(response), events=deltas[1:], progress="last"
+    )
+
+    replay = await store.events_after(ALICE, response.id, 0)
+    assert replay is not None and [(e.seq, e.event) for e in replay] == list(enumerate(deltas, start=1))
+    ended = await store.get_response(ALICE, response.id)
+    assert ended is not None and ended.status == "succeeded" and ended.progress == "last"
+
+
+async def test_finish_with_first_seq_skips_the_events_an_append_stored_first_and_a_later_append_is_refused(
+    store: ServiceStore,
+) -> None:
+    # The runner does not wait for its writer's last append: `finish` carries every event not known to be
+    # written, numbered; the append may commit before it (those are skipped) or after it (refused).
+    thread, response = await started(store)
+    deltas: list[dict[str, object]] = [
+        {"type": "text_delta", "conversation_id": thread.id, "text": word} for word in ("West", ": ", "42", ".")
+    ]
+    assert await store.append(response.id, "w1", deltas[:1])
+    assert await store.append(response.id, "w1", deltas[1:3])  # in flight as the run finished: committed first
+    assert await store.finish(response.id, "w1", "succeeded", message=answer(response), events=deltas[1:], first_seq=2)
+    assert not await store.append(response.id, "w1", deltas[3:])  # one that comes after finish
+
+    replay = await store.events_after(ALICE, response.id, 0)
+    assert replay is not None and [(e.seq, e.event) for e in replay] == list(enumerate(deltas, start=1))
+
+
+async def test_a_response_stored_running_under_a_lease_needs_no_claim_and_is_reaped_when_its_lease_runs_out(
+    store: ServiceStore,
+) -> None:
+    # What the service stores for the worker that runs a new question at once (`ResponseRunner.leased`).
+    thread, message, queued = new_thread(ALICE)
+    moment = _now()
+    leased = queued.model_copy(
+        update={"status": "running", "worker": "w1", "lease_expires_at": moment + timedelta(seconds=30)}
+    )
+    await store.create_thread(thread, message, leased)
+
+    assert await store.claim(leased.id, "w2", _lease()) is None
+    assert await store.append(leased.id, "w1", [], parts=[TextPart(text="West")])
+    assert await store.count_active(ALICE) == (1, 1)
+    # Its worker dies: no heartbeat; the reaper ends it once the lease has run out, not before.
+    assert await store.expire_leases(moment + timedelta(seconds=1)) == []
+    (lost,) = await store.expire_leases(moment + timedelta(seconds=31))
+    assert lost.id == leased.id and lost.status == "failed" and lost.error is not None
+    assert lost.error.type == "worker_lost" and lost.parts == [TextPart(text="West")]
+    assert not await store.finish(leased.id, "w1", "succeeded", message=answer(leased))
 
 
 async def test_finish_writes_the_message_status_and_error_and_releases_the_lease(store: ServiceStore) -> None:
