@@ -10,6 +10,7 @@ from omni_bridge.tools._attachments import (
     check_attachments,
 )
 from omni_bridge.tools._auth import AuthStrategy, EmbedTokenAuth, OrgKeyAuth
+from omni_bridge.tools._auto_pin import ModelPins, listed_model_ids, picked_topic
 from omni_bridge.tools._budget import CHARS_PER_TOKEN, estimate_tokens
 from omni_bridge.tools._chart import MAX_CHART_POINTS, ChartPoint, ChartSeries, DataChart, derive_chart, parse_number
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
@@ -106,6 +107,7 @@ __all__ = [
     "JobStatus",
     "MemoryArtifactStore",
     "ModelInfo",
+    "ModelPins",
     "OmniRestClient",
     "OrgKeyAuth",
     "PoolStats",
@@ -136,9 +138,11 @@ __all__ = [
     "derive_chart",
     "estimate_tokens",
     "is_identity_argument",
+    "listed_model_ids",
     "mcp_headers",
     "parse_number",
     "partial_notice",
+    "picked_topic",
     "query_provenance",
     "read_result",
     "shape_result",
