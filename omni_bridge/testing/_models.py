@@ -119,7 +119,8 @@ def offered_tools_in_order(*order: str, answer: Answer = DEFAULT_ANSWER) -> Call
 def _arguments(schema: dict[str, Any], question: str) -> dict[str, Any]:
     arguments = example_input(schema)
     arguments = arguments if isinstance(arguments, dict) else {}
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
     arguments.update({name: question for name in QUESTION_FIELDS if name in properties})
     return arguments
 
