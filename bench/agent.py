@@ -4,14 +4,20 @@ or not, next to a bare `anthropic` SDK stream on the same fake in the same run.
     .venv/bin/python bench/agent.py [--rounds 5] [--users alice,bob] [--min-cacheable-tokens 1024] [--json]
 
 Why: pinning `OMNI_MODEL_ID` + `OMNI_TOPIC_NAME` hides the selector tools so that an answer needs fewer LLM
-round trips, and prompt caching should make most input tokens cache reads; this shows by how much, and what
-the bridge itself adds to each LLM turn.
+round trips; without them, the bridge's auto-pinning rules (`omni_bridge.tools._auto_pin`: a user's only model
+pinned from code, the topic picked from code in the query's own turn) should keep it at 3 at most. Prompt
+caching should make most input tokens cache reads. This shows by how much, and what the bridge itself adds to
+each LLM turn.
 
 Ten questions the sandbox understands are asked through `Bridge.ask` in two configurations: model and topic
-NOT pinned, and pinned. Claude is the `FakeAnthropic` fake with a responder that behaves like a careful model
-and is a function of the request only: call `pickModel` if it is offered and not yet called for this question,
-then `pickTopic` (with the question), then `getData` (with the question and whatever it picked), then answer
-quoting the rows. So the number of round trips depends only on what the bridge offers.
+NOT pinned (the sandbox's users see two models, so only the topic is picked from code), and pinned. Claude is
+the `FakeAnthropic` fake, with two responders, each a function of the request only, so the number of round
+trips depends only on what the bridge offers:
+
+- the careful model: call `pickModel` if it is offered and not yet called for this question, then `pickTopic`
+  (with the question), then `getData` (with the question and whatever it picked), then answer quoting the rows;
+- offered-only (`omni_bridge.testing.offered_tools_in_order`): of the tools offered, the same ones in the same
+  order, with the question and nothing it would have to carry over, then answer quoting the last results.
 
 The sandbox (`omni-bridge sandbox`) and the fake (this script with `--serve-fake`) run in separate processes,
 so `time.process_time()` of this process is the bridge's own CPU: agent loop, `anthropic` SDK, MCP client,
@@ -59,7 +65,15 @@ from omni_bridge.agent.events import AssistantMessage, FinalMessage, Usage, Usag
 from omni_bridge.config import load_settings
 from omni_bridge.sandbox import SandboxConfig
 from omni_bridge.sandbox._semantic import ECOMMERCE
-from omni_bridge.testing import CapturedRequest, FakeAnthropic, Reply, ToolCall, text_reply, tool_use_reply
+from omni_bridge.testing import (
+    CapturedRequest,
+    FakeAnthropic,
+    Reply,
+    ToolCall,
+    offered_tools_in_order,
+    text_reply,
+    tool_use_reply,
+)
 
 QUESTIONS = (
     "total revenue last quarter",
@@ -78,6 +92,8 @@ ORG_KEY = SandboxConfig().org_key
 FAKE_KEY = "bench-key"
 CSV_BLOCK = re.compile(r"```csv\n(.*?)```", re.S)
 SCRIPT = os.path.abspath(__file__)
+RESPONDERS = {"careful": "", "offered-only": "_offered_only"}
+"""The fake's responders, chosen by the request's `model` (`bench-<name>`), and their suffix in the JSON keys."""
 
 
 # --- the careful model (runs in the fake's process) ----------------------------------------------------------
@@ -150,7 +166,12 @@ def _result_text(block: dict[str, Any]) -> str:
 
 def serve_fake(min_cacheable_tokens: int) -> int:
     """The fake's process: print the URL, then answer commands on stdin (`count`, `bodies START STOP`)."""
-    fake = FakeAnthropic(responder=careful_model, min_cacheable_tokens=min_cacheable_tokens)
+    offered_only = offered_tools_in_order()
+
+    def respond(request: CapturedRequest) -> Reply:
+        return offered_only(request) if request.body.get("model") == "bench-offered-only" else careful_model(request)
+
+    fake = FakeAnthropic(responder=respond, min_cacheable_tokens=min_cacheable_tokens)
     with fake.run_in_thread() as url:
         print(url, flush=True)
         for line in sys.stdin:
@@ -344,7 +365,7 @@ def _best(measured: Measured, per_round: Callable[[Round], float]) -> float:
 
 
 def report(results: list[Measured]) -> dict[str, float]:
-    """Print the table of figures (not pinned, pinned); return the headline figures for `--json`."""
+    """Print the table of figures (not pinned, pinned) of one responder; return its headline figures."""
     rows: list[tuple[str, list[float], str]] = []
     answered = [[a for a in m.answers if a.answered] for m in results]
     totals = [[sum(a.turns, Usage()) for a in ans] for ans in answered]
@@ -421,16 +442,18 @@ async def main(args: argparse.Namespace) -> None:
             "anthropic_base_url": fake.url,
             "bridge_engine": "claude",
         }
-        configurations = {
-            "not pinned": load_settings(None, **common, omni_model_id=None, omni_topic_name=None),
-            "pinned": load_settings(None, **common, omni_model_id=ECOMMERCE.id, omni_topic_name="order_items"),
+        pins: dict[str, dict[str, Any]] = {
+            "not pinned": {"omni_model_id": None, "omni_topic_name": None},
+            "pinned": {"omni_model_id": ECOMMERCE.id, "omni_topic_name": "order_items"},
         }
         results: list[Measured] = []
-        for name, settings in configurations.items():
-            measured = Measured(name, await stack.enter_async_context(Bridge(settings)))
-            for user in users:  # not counted: resolve the user, open the session, list tools, first cache write
-                await ask(measured.bridge, user, WARM_UP_QUESTION)
-            results.append(measured)
+        for responder in RESPONDERS:
+            for name, pinned in pins.items():
+                settings = load_settings(None, **common, **pinned, anthropic_model=f"bench-{responder}")
+                measured = Measured(name, await stack.enter_async_context(Bridge(settings)))
+                for user in users:  # not counted: resolve the user, open the session, list tools, first cache write
+                    await ask(measured.bridge, user, WARM_UP_QUESTION)
+                results.append(measured)
         client = await stack.enter_async_context(
             anthropic.AsyncAnthropic(api_key=FAKE_KEY, base_url=fake.url, max_retries=0)
         )
@@ -438,8 +461,11 @@ async def main(args: argparse.Namespace) -> None:
         for _ in range(args.rounds):  # interleaved, so that drift in the machine's load hits both alike
             for measured in results:
                 await run_round(measured, users, fake, replay)
-        print()
-        figures = report(results)
+        figures: dict[str, float] = {}
+        for index, (responder, suffix) in enumerate(RESPONDERS.items()):
+            print(f"\n{responder} responder")
+            pair = results[2 * index : 2 * index + 2]
+            figures.update({key + suffix: value for key, value in report(pair).items()})
     if args.json:
         print(json.dumps(figures))
 

@@ -104,7 +104,8 @@ async def main() -> None:
         #             show(event)
         #
         # Pin OMNI_MODEL_ID and OMNI_TOPIC_NAME when your users query one topic: Claude then skips pickModel and
-        # pickTopic, which halves the round trips of a simple question (bench/agent.py measures it).
+        # pickTopic, which halves the round trips of a simple question (bench/agent.py measures it). Unpinned,
+        # the bridge pins a user's only model and picks the topic itself, so a simple question takes 3 at most.
 
 
 if __name__ == "__main__":

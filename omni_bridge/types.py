@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-__all__ = ["AuthStrategyName", "EngineChoice", "EngineName", "ProtocolMode"]
+__all__ = ["AuthStrategyName", "EngineChoice", "EngineName", "ProtocolMode", "TopicSelection"]
 
 EngineName = Literal["claude", "omni"]
 """An engine that answers: `claude` (the agent loop over Omni's MCP tools) or `omni` (Omni's own agent, AI Jobs)."""
@@ -16,3 +16,7 @@ embed MCP token minted from the embed secret."""
 
 ProtocolMode = Literal["auto", "legacy", "modern"]
 """The MCP protocol a session speaks: `auto` (modern where the server speaks it), or one forced."""
+
+TopicSelection = Literal["code", "omni", "model"]
+"""Who picks the topic when none is pinned (`BRIDGE_TOPIC_SELECTION`): the bridge's code runs `pickTopic` on the
+query's prompt (`code`), Omni's `getData` picks (`omni`), or the LLM calls `pickTopic` itself (`model`)."""

@@ -331,4 +331,10 @@ class Bridge:
 
 def _system_for_tools(tools: list[str], *, model_id: str | None, topic_name: str | None) -> str:
     """The system prompt for a user with these tools (a Viewer has no getData), as the claude engine asks for it."""
+    return _system_prompt(tuple(tools), model_id, topic_name)
+
+
+@functools.lru_cache(maxsize=256)
+def _system_prompt(tools: tuple[str, ...], model_id: str | None, topic_name: str | None) -> str:
+    # Asked for on every turn; the few tool lists a deployment's roles give are built once each.
     return system_prompt(model_id=model_id, topic_name=topic_name, tools=tools)

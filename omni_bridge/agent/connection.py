@@ -6,6 +6,9 @@ none is configured), the REST client, the `SessionPool` (one MCP session per use
 user) and the `IdentityResolver` (cached, single flight, both ways). Building them here, from `Settings` or from
 explicit arguments, gives every caller one sandbox label, one upsert rule and one no-default-user rule.
 
+With no model pinned, `toolset` pins a user's model when that user may see exactly one (`auto_pin_model`,
+asked of `pickModel` from code once per user and cached; the rules are in `omni_bridge.tools._auto_pin`).
+
 This module imports no LLM SDK, so the proxy and the adapters start without one.
 """
 
@@ -30,6 +33,7 @@ from omni_bridge.tools import (
     ArtifactStore,
     EmbedPrincipal,
     MemoryArtifactStore,
+    ModelPins,
     OmniRestClient,
     SessionKey,
     SessionPool,
@@ -59,6 +63,7 @@ class _Open:
     pool: SessionPool
     resolver: IdentityResolver
     sandbox: Sandbox | None
+    pins: ModelPins | None
 
 
 class OmniConnection:
@@ -88,6 +93,7 @@ class OmniConnection:
         model_id: str | None = None,
         topic_name: str | None = None,
         query_all_views: bool = False,
+        auto_pin_model: bool = True,
         protocol: ProtocolMode = "auto",
         timeout: float = 30.0,
         tool_timeout: float = 120.0,
@@ -115,6 +121,7 @@ class OmniConnection:
             model_id: pin one Omni model (`X-MCP-Model-ID`) for every user.
             topic_name: pin one topic (`X-MCP-Topic-Name`).
             query_all_views: send `X-MCP-Query-All-Views: true`.
+            auto_pin_model: with no `model_id`, pin each user's model when their `pickModel` lists exactly one.
             protocol: how MCP sessions negotiate: `auto`, `legacy` or `modern`.
             timeout: seconds one REST request, and connecting an MCP session, may take.
             tool_timeout: the deadline of one tool call.
@@ -152,6 +159,7 @@ class OmniConnection:
         self.model_id = model_id
         self.topic_name = topic_name
         self.query_all_views = query_all_views
+        self.auto_pin_model = auto_pin_model
         self._protocol: ProtocolMode = protocol
         self._timeout = timeout
         self._tool_timeout = tool_timeout
@@ -184,6 +192,7 @@ class OmniConnection:
             "model_id": settings.omni_model_id,
             "topic_name": settings.omni_topic_name,
             "query_all_views": settings.omni_query_all_views,
+            "auto_pin_model": settings.bridge_auto_pin_model,
             "protocol": settings.omni_mcp_protocol,
             "mcp_path": settings.omni_mcp_path,
             "auth": settings.omni_auth,
@@ -260,14 +269,26 @@ class OmniConnection:
             server = SANDBOX_SERVER if sandbox is not None else base_url
             # Upsert is decided per call by `resolve` (an EndUser with a profile), never by a resolver default.
             resolver = IdentityResolver(rest, server=server, ttl_seconds=self._identity_ttl, upsert=False)
-            sweeper = asyncio.create_task(_forget_expired(resolver, self._identity_ttl), name="omni-bridge identities")
+            pins = None
+            if self.auto_pin_model and self.model_id is None:
+                pins = ModelPins(pool, ttl=self._identity_ttl, max_entries=self._max_sessions * 4)
+            sweeper = asyncio.create_task(
+                _forget_expired(resolver, pins, self._identity_ttl), name="omni-bridge identities"
+            )
             stack.push_async_callback(_stop, sweeper)
         except BaseException:
             await stack.aclose()
             self._state = "closed"
             raise
         self._open = _Open(
-            base_url=base_url, mcp_url=mcp_url, server=server, rest=rest, pool=pool, resolver=resolver, sandbox=sandbox
+            base_url=base_url,
+            mcp_url=mcp_url,
+            server=server,
+            rest=rest,
+            pool=pool,
+            resolver=resolver,
+            sandbox=sandbox,
+            pins=pins,
         )
         return self
 
@@ -399,21 +420,31 @@ class OmniConnection:
         """Omni's tools for one end user, as a `Toolset` over the shared pool (`user` is resolved if need be).
 
         Every call through it uses that user's pooled MCP session; no session is opened per call or per run.
-        `artifacts` (default: the connection's) is where full results are kept for `read_result`.
+        `artifacts` (default: the connection's) is where full results are kept for `read_result`. With no
+        model pinned and `auto_pin_model`, a user who may see exactly one model gets a session pinned to it.
         """
         identity = user if isinstance(user, OmniIdentity) else await self.resolve(user)
         store = artifacts if artifacts is not None else self.artifacts
-        return Toolset(
-            self._parts.pool, self.session_key(identity), artifacts=store, policy=self.policy, rest=self._parts.rest
-        )
+        key = await self.pinned_key(self.session_key(identity))
+        return Toolset(self._parts.pool, key, artifacts=store, policy=self.policy, rest=self._parts.rest)
+
+    async def pinned_key(self, key: SessionKey) -> SessionKey:
+        """`key` with its user's one model pinned, when auto-pinning applies and finds one; else `key` as is."""
+        pins = self._parts.pins
+        if pins is None or key.model_id is not None:
+            return key
+        model_id = await pins.model_for(key)
+        return dataclasses.replace(key, model_id=model_id) if model_id is not None else key
 
 
-async def _forget_expired(resolver: IdentityResolver, ttl: float) -> None:
-    """Sweep the resolver's expired entries every so often, so the memory of users gone idle is given back."""
+async def _forget_expired(resolver: IdentityResolver, pins: ModelPins | None, ttl: float) -> None:
+    """Sweep the resolver's (and the model pins') expired entries every so often: memory of idle users goes back."""
     interval = max(1.0, min(ttl, 60.0))
     while True:
         await asyncio.sleep(interval)
         resolver.forget_expired()
+        if pins is not None:
+            pins.forget_expired()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -15,7 +15,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from omni_bridge.exceptions import ConfigError
-from omni_bridge.types import AuthStrategyName, EngineChoice, EngineName, ProtocolMode
+from omni_bridge.types import AuthStrategyName, EngineChoice, EngineName, ProtocolMode, TopicSelection
 
 __all__ = ["Settings", "load_settings"]
 
@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     bridge_tools_deny: NameList = Field(default=(), description="Omni tools never offered (comma-separated).")
     bridge_hide_selectors: bool = Field(
         default=True, description="Hide pickModel/pickTopic when OMNI_MODEL_ID/OMNI_TOPIC_NAME pin them."
+    )
+    bridge_auto_pin_model: bool = Field(
+        default=True,
+        description="Without OMNI_MODEL_ID: pin the model (X-MCP-Model-ID) of a user whose pickModel lists one.",
+    )
+    bridge_topic_selection: TopicSelection = Field(
+        default="code",
+        description="Without OMNI_TOPIC_NAME, who picks the topic: code (the bridge runs pickTopic on getData's "
+        "prompt), omni (getData picks), model (the LLM is offered pickTopic).",
     )
     bridge_result_budget_tokens: int = Field(
         default=4000, ge=200, le=100_000, description="Tokens of one tool result the model sees; the rest is kept."

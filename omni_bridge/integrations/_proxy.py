@@ -84,7 +84,7 @@ class McpProxy:
         self.connection = connection
         self.shape_results = shape_results
         # Selectors stay listed: a transparent proxy offers what Omni offers, less what the operator denied.
-        self.policy = dataclasses.replace(connection.policy, hide_selectors=False)
+        self.policy = dataclasses.replace(connection.policy, hide_selectors=False, topic_selection="model")
 
     def __repr__(self) -> str:
         return f"<McpProxy {self.connection!r} shape_results={self.shape_results}>"

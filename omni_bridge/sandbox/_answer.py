@@ -20,7 +20,7 @@ from omni_bridge.sandbox._nlq import parse_question
 from omni_bridge.sandbox._query import QueryResult, pick_topic, run_query, vocabulary_score
 from omni_bridge.sandbox._semantic import MODELS, Model, Topic, get_model
 
-__all__ = ["Answer", "Scope", "answer_question", "resolve_model", "resolve_topic"]
+__all__ = ["Answer", "Scope", "answer_question", "resolve_model", "resolve_topic", "visible_models"]
 
 PREVIEW_ROWS = 10
 
@@ -92,22 +92,36 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def resolve_model(scope: Scope, question: str = "") -> Model:
+def resolve_model(scope: Scope, question: str = "", user: SandboxUser | None = None) -> Model:
     """The model a request works on: the pinned one, else the one whose topics best match the question.
 
     Omni's clients call `pickModel` when no model is pinned; picking here too lets a single `getData` call
-    work. Ties (and an empty question) go to the first model, E-commerce.
+    work. Ties (and an empty question) go to the first model, E-commerce. With a `user`, only the models they
+    may see count (`visible_models`): a hidden one is as unknown as a model that does not exist.
 
     Raises:
-        SandboxHTTPError: 404 for an unknown model id.
+        SandboxHTTPError: 404 for an unknown (or hidden) model id, or when the user may see no model.
     """
+    models = visible_models(user)
     if scope.model_id:
         try:
-            return get_model(scope.model_id)
+            model = get_model(scope.model_id)
         except KeyError:
             raise SandboxHTTPError(404, f"Model {scope.model_id} not found") from None
+        if model not in models:
+            raise SandboxHTTPError(404, f"Model {scope.model_id} not found")
+        return model
+    if not models:
+        raise SandboxHTTPError(404, "There is no model you can query")
     text = question.lower()
-    return max(MODELS, key=lambda m: vocabulary_score(pick_topic(m, question), text))
+    return max(models, key=lambda m: vocabulary_score(pick_topic(m, question), text))
+
+
+def visible_models(user: SandboxUser | None) -> tuple[Model, ...]:
+    """The models `user` may see: all but those their `modelRoles` set to `NO_ACCESS` (all, without a user)."""
+    if user is None or not user.hidden_models:
+        return MODELS
+    return tuple(m for m in MODELS if m.id not in user.hidden_models and m.name not in user.hidden_models)
 
 
 def resolve_topic(model: Model, question: str, scope: Scope, requested: str | None) -> Topic:
@@ -150,7 +164,7 @@ def answer_question(
         SandboxHTTPError: model or topic problems (see `resolve_model`, `resolve_topic`).
         SandboxQueryError: the question cannot be mapped, or the user may not see the data.
     """
-    model = resolve_model(scope, question)
+    model = resolve_model(scope, question, user)
     topic = resolve_topic(model, question, scope, topic_name)
     query = parse_question(question, model, topic, today=today)
     if limit is not None:

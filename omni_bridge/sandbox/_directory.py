@@ -50,6 +50,8 @@ class SandboxUser:
     is_org_admin: bool = False
     role: str = DEFAULT_EMBED_ROLE
     """Omni's connection/model role (see `_roles`); it decides which MCP tools the user is offered."""
+    hidden_models: frozenset[str] = frozenset()
+    """Ids (or names) of the models this user may not see: `modelRoles` of `NO_ACCESS`."""
     created: str = ""
     last_modified: str = ""
 
@@ -244,13 +246,22 @@ class Directory:
         entity: str | None = None,
         email: str | None = None,
         role: str | None = None,
+        hidden_models: frozenset[str] | None = None,
     ) -> SandboxUser:
         """Create or update the embed user with this external id; groups and attributes are replaced.
 
-        `role` `None` keeps the user's role (a new user gets the embed default).
+        `role` `None` keeps the user's role (a new user gets the embed default); `hidden_models` `None` keeps
+        the models the user may not see (a new user sees them all).
         """
         return self._add_embed(
-            external_id, name, tuple(groups), dict(attributes or {}), entity=entity, email=email, role=role
+            external_id,
+            name,
+            tuple(groups),
+            dict(attributes or {}),
+            entity=entity,
+            email=email,
+            role=role,
+            hidden_models=hidden_models,
         )
 
     def embed_user(self, external_id: str) -> SandboxUser | None:
@@ -268,6 +279,7 @@ class Directory:
         entity: str | None,
         email: str | None,
         role: str | None,
+        hidden_models: frozenset[str] | None = None,
     ) -> SandboxUser:
         user_id = embed_user_id(external_id)
         now = _now()
@@ -283,6 +295,7 @@ class Directory:
                 groups=groups,
                 attributes=attributes,
                 role=role or (old.role if old else DEFAULT_EMBED_ROLE),
+                hidden_models=(old.hidden_models if old else frozenset()) if hidden_models is None else hidden_models,
                 created=old.created if old else now,
                 last_modified=now,
             )

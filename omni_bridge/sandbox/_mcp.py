@@ -22,7 +22,7 @@ from mcp.server import Server, ServerRequestContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
-from omni_bridge.sandbox._answer import Scope, answer_question, resolve_model, resolve_topic
+from omni_bridge.sandbox._answer import Scope, answer_question, resolve_model, resolve_topic, visible_models
 from omni_bridge.sandbox._caller import Caller
 from omni_bridge.sandbox._capabilities import CAPABILITIES, TOOL_CAPABILITIES
 from omni_bridge.sandbox._chart_page import ChartPageError, build_chart_page, chart_page_error, chart_page_result
@@ -32,7 +32,6 @@ from omni_bridge.sandbox._faults import Faults, Stats
 from omni_bridge.sandbox._jobs import JobEngine, JobState
 from omni_bridge.sandbox._query import SandboxQueryError
 from omni_bridge.sandbox._roles import role_allows
-from omni_bridge.sandbox._semantic import MODELS
 
 __all__ = ["CAPABILITIES", "TOOL_CAPABILITIES", "McpTools"]
 
@@ -203,7 +202,7 @@ class McpTools:
     async def _pick_model(self, caller: Caller, args: PickModelArgs, base_url: str) -> types.CallToolResult:
         models = [
             {"id": m.id, "name": m.name, "label": m.label, "topics": [t.name for t in m.topics]}
-            for m in MODELS
+            for m in visible_models(caller.user)
             if caller.scope.model_id in (None, m.id)
         ]
         lines = [f"- {m['label']} ({m['name']}): id {m['id']}, topics: {', '.join(m['topics'])}" for m in models]
@@ -211,7 +210,7 @@ class McpTools:
 
     async def _pick_topic(self, caller: Caller, args: PickTopicArgs, base_url: str) -> types.CallToolResult:
         scope = _with_model(caller.scope, args.modelId)
-        model = resolve_model(scope, args.prompt)
+        model = resolve_model(scope, args.prompt, caller.user)
         chosen = resolve_topic(model, args.prompt, scope, None)
         topics = [
             {"name": t.name, "label": t.label, "description": t.description}
@@ -238,7 +237,7 @@ class McpTools:
 
     async def _ask_omni(self, caller: Caller, args: AskOmniArgs, base_url: str) -> types.CallToolResult:
         scope = _with_model(caller.scope, args.modelId)
-        resolve_model(scope, args.prompt)  # fail now, as the REST create does, rather than in a FAILED job
+        resolve_model(scope, args.prompt, caller.user)  # fail now, as the REST create does, rather than in a FAILED job
         job = self._jobs.create(
             caller.user,
             prompt=args.prompt,

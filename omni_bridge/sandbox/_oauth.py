@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from omni_bridge.sandbox._directory import SandboxUser
 from omni_bridge.sandbox._errors import SandboxHTTPError
 from omni_bridge.sandbox._gate import check_faults
-from omni_bridge.sandbox._roles import least_role
+from omni_bridge.sandbox._roles import least_role, model_access
 
 if TYPE_CHECKING:  # the sandbox imports this module to build its routes
     from omni_bridge.sandbox._app import Sandbox
@@ -137,6 +137,7 @@ def _verified_claims(sandbox: Sandbox, request: Request, body: bytes) -> EmbedCl
 def _upsert(sandbox: Sandbox, claims: EmbedClaims) -> SandboxUser:
     """Create or update the embed user; a claim left out keeps what the user already has."""
     old = sandbox.directory.embed_user(claims.sub)
+    model_roles, hidden_models = model_access(claims.modelRoles)
     name = claims.name or (old.name if old else None)
     if name is None:
         raise _GrantError("invalid_grant", "the assertion lacks the 'name' claim, which a new embed user needs")
@@ -151,5 +152,6 @@ def _upsert(sandbox: Sandbox, claims: EmbedClaims) -> SandboxUser:
         attributes=attributes,
         entity=claims.entity if claims.entity is not None else (old.entity if old else None),
         email=claims.email if claims.email is not None else (old.email if old else None),
-        role=least_role(claims.connectionRoles, claims.modelRoles),
+        role=least_role(claims.connectionRoles, model_roles),
+        hidden_models=hidden_models,
     )

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from omni_bridge.sandbox._caller import Caller
 from omni_bridge.sandbox._errors import SandboxHTTPError
 from omni_bridge.sandbox._rest_input import GenerateSessionBody, int_param, parse_body, require_org_key
-from omni_bridge.sandbox._roles import least_role
+from omni_bridge.sandbox._roles import least_role, model_access
 
 if TYPE_CHECKING:
     from omni_bridge.sandbox._app import Sandbox
@@ -85,6 +85,7 @@ async def v0_embed_users(sandbox: Sandbox, request: Request, caller: Caller) -> 
 async def generate_session(sandbox: Sandbox, request: Request, caller: Caller) -> Response:
     require_org_key(caller, "embed SSO")
     body = await parse_body(request, GenerateSessionBody)
+    model_roles, hidden_models = model_access(body.modelRoles)
     attributes = {k: (v if isinstance(v, list) or v is None else str(v)) for k, v in body.userAttributes.items()}
     sandbox.directory.upsert_embed(
         body.externalId,
@@ -93,6 +94,7 @@ async def generate_session(sandbox: Sandbox, request: Request, caller: Caller) -
         attributes=attributes,
         entity=body.entity,
         email=body.email,
-        role=least_role(body.connectionRoles, body.modelRoles),
+        role=least_role(body.connectionRoles, model_roles),
+        hidden_models=hidden_models,
     )
     return JSONResponse({"sessionId": uuid.uuid4().hex})

@@ -35,13 +35,14 @@ async def main() -> None:
 asyncio.run(main())
 ```
 
-Scripting: replies are used in order, one per request; after that `responder(request)` decides (a function
-of the `CapturedRequest`, like pydantic-ai's `FunctionModel`); `tool_then_answer(...)` and
-`call_every_tool()` are ready-made responders for agent-loop tests. `Reply(delay_seconds=...)` slows a
-stream down (for cancellation tests) and `stream_error_reply()` fails one mid-stream.
-A `Reply` is built of `ReplyText`, `ReplyThinking` and `ToolCall` blocks, and the token counts the fake
-reports with it are a `ReplyUsage`: the API's wire blocks, distinct from the bridge's own content parts and
-`Usage` (`omni_bridge.TextPart`, `omni_bridge.Usage`).
+Scripting: replies are used in order, one per request; after that `responder(request)` decides (a function of
+the `CapturedRequest`, like pydantic-ai's `FunctionModel`); `tool_then_answer(...)` and `call_every_tool()`
+are ready-made responders for agent-loop tests; `offered_tools_in_order()` is a model that calls only the
+tools it is offered, in the order of Omni's documented flow (round trips then depend only on them).
+`Reply(delay_seconds=...)` slows a stream down (for cancellation tests) and `stream_error_reply()` fails one
+mid-stream. A `Reply` is built of `ReplyText`, `ReplyThinking` and `ToolCall` blocks, and the token counts the
+fake reports with it are a `ReplyUsage`: the API's wire blocks, distinct from the bridge's own content parts
+and `Usage` (`omni_bridge.TextPart`, `omni_bridge.Usage`).
 
 Stream faults break streamed answers after their headers, the ways a network and the API do: a drop, an
 end without `message_stop`, a malformed `data:` line, a stall (for some seconds, or until the client gives
@@ -66,7 +67,13 @@ From synchronous code, such as a session-scoped pytest fixture, use `with fake.r
 from omni_bridge.testing._capture import CapturedRequest, Outcome, ReplyUsage
 from omni_bridge.testing._fake_anthropic import MESSAGES_PATH, FakeAnthropic, Responder
 from omni_bridge.testing._faults import FaultKind, StreamFault
-from omni_bridge.testing._models import call_every_tool, example_input, tool_then_answer
+from omni_bridge.testing._models import (
+    CAREFUL_ORDER,
+    call_every_tool,
+    example_input,
+    offered_tools_in_order,
+    tool_then_answer,
+)
 from omni_bridge.testing._replies import (
     ErrorReply,
     Reply,
@@ -83,6 +90,7 @@ from omni_bridge.testing._replies import (
 from omni_bridge.testing._tokens import PromptCache
 
 __all__ = [
+    "CAREFUL_ORDER",
     "MESSAGES_PATH",
     "CapturedRequest",
     "ErrorReply",
@@ -102,6 +110,7 @@ __all__ = [
     "call_every_tool",
     "error_reply",
     "example_input",
+    "offered_tools_in_order",
     "stream_error_reply",
     "text_reply",
     "tool_then_answer",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         check_attachments,
     )
     from omni_bridge.tools._auth import AuthStrategy, EmbedTokenAuth, OrgKeyAuth
+    from omni_bridge.tools._auto_pin import ModelPins, listed_model_ids, picked_topic
     from omni_bridge.tools._budget import CHARS_PER_TOKEN, estimate_tokens
     from omni_bridge.tools._chart import (
         MAX_CHART_POINTS,
@@ -117,6 +118,9 @@ _MODULE_OF = {
     "MAX_CHART_POINTS": "omni_bridge.tools._chart",
     "MAX_IMAGE_BYTES": "omni_bridge.tools._attachments",
     "MAX_READ_LIMIT": "omni_bridge.tools._read_result",
+    "ModelPins": "omni_bridge.tools._auto_pin",
+    "listed_model_ids": "omni_bridge.tools._auto_pin",
+    "picked_topic": "omni_bridge.tools._auto_pin",
     "MemoryArtifactStore": "omni_bridge.tools._artifacts",
     "ModelInfo": "omni_bridge.tools._rest_models",
     "OMNI_REQUESTS_PER_MINUTE": "omni_bridge.tools._rest_pacer",
@@ -210,6 +214,7 @@ __all__ = [
     "JobStatus",
     "MemoryArtifactStore",
     "ModelInfo",
+    "ModelPins",
     "OmniRestClient",
     "OrgKeyAuth",
     "PoolStats",
@@ -240,9 +245,11 @@ __all__ = [
     "derive_chart",
     "estimate_tokens",
     "is_identity_argument",
+    "listed_model_ids",
     "mcp_headers",
     "parse_number",
     "partial_notice",
+    "picked_topic",
     "query_provenance",
     "read_result",
     "shape_result",

@@ -302,6 +302,14 @@ class SessionPool:
 
         return handle
 
+    def close_session(self, key: SessionKey) -> bool:
+        """Close `key`'s session now (when its calls in flight have returned) and forget its tool list.
+
+        For a session the bridge knows it will not use again, rather than letting it idle out; whether one was open.
+        """
+        self.invalidate_tools(key)
+        return self._leases.retire_key(key)
+
     # --- idle expiry -------------------------------------------------------------------------------------
 
     def expire_idle(self) -> int:

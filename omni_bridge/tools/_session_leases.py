@@ -122,6 +122,13 @@ class SessionLeases:
         if session.in_flight == 0:
             self._close(session)
 
+    def retire_key(self, key: SessionKey) -> bool:
+        """Retire `key`'s session, if one is open (see `retire`); whether there was one."""
+        session = self._sessions.get(key)
+        if session is not None:
+            self.retire(session)
+        return session is not None
+
     def expire_idle(self, idle_seconds: float) -> int:
         """Close sessions unused for `idle_seconds`; returns how many."""
         now = self._clock()

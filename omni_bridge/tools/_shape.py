@@ -260,13 +260,16 @@ def _text_note(result_id: str, shown_lines: int, total_lines: int, shown_chars: 
 
 
 def _extras(meta: dict[str, Any], url: str | None) -> Iterator[str]:
-    """The link, the query and its SQL, in that order: each added only if it fits whole."""
+    """The link and the query, in that order: each added only if it fits whole.
+
+    Not the SQL: the query already says which fields, filters and sorts made the numbers, and the SQL would be
+    about a third of a small result's tokens, written to the prompt cache on every query the model makes. It
+    stays in the kept artifact.
+    """
     if url:
         yield f"\nOpen in Omni: {url}"
     if isinstance(meta.get("query"), dict):
         yield "\nQuery: " + json.dumps(meta["query"], separators=(",", ":"), ensure_ascii=False)
-    if isinstance(meta.get("sql"), str) and meta["sql"]:
-        yield f"\nSQL:\n{meta['sql']}"
 
 
 def _text_summary(full: str, shown: int) -> str:

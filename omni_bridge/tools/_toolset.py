@@ -3,7 +3,9 @@
 A toolset is a view of the session pool for one `SessionKey`: it lists that key's Omni tools (cached per key
 by the pool), applies the allow/deny lists and hides the selectors that a pinned model or topic makes
 pointless (and, always, the tools the bridge calls only from its own code: `CODE_ONLY_TOOLS`), adds the
-bridge's own `read_result`, and runs calls with a deadline. Whatever happens to a call, Claude gets a
+bridge's own `read_result`, and runs calls with a deadline. With no topic pinned, `pickTopic` is left to the
+bridge's code by default: a `getData` call without a topic gets one picked first, in the same turn (the rules are
+in `_auto_pin`). Whatever happens to a call, Claude gets a
 `tool_result` it can read: Omni's refusals, timeouts and connection failures come back as `is_error` results
 with a sentence saying what to do, never as exceptions out of the agent loop.
 """
@@ -20,6 +22,7 @@ from typing import Any
 from omni_bridge.config import Settings
 from omni_bridge.exceptions import McpConnectError, McpError, SessionExpired, ToolTimeout
 from omni_bridge.tools._artifacts import ArtifactStore
+from omni_bridge.tools._auto_pin import TOPIC_PICKER_TOOL, TOPIC_TAKING_TOOLS, picked_topic
 from omni_bridge.tools._budget import DEFAULT_BUDGET_TOKENS
 from omni_bridge.tools._claude_tools import ClaudeTool, claude_tools
 from omni_bridge.tools._identity_args import strip_identity_arguments
@@ -31,6 +34,7 @@ from omni_bridge.tools._rest_query import QueryRows
 from omni_bridge.tools._session_key import SessionKey
 from omni_bridge.tools._shape import ShapedResult, shape_result
 from omni_bridge.tools._telemetry import tool_span
+from omni_bridge.types import TopicSelection
 
 __all__ = ["CODE_ONLY_TOOLS", "SELECTOR_TOOLS", "ToolOutcome", "ToolPolicy", "Toolset"]
 
@@ -58,6 +62,9 @@ class ToolPolicy:
     what is pinned, and each costs the model a round trip."""
     budget_tokens: int = DEFAULT_BUDGET_TOKENS
     """Tokens of one tool result the model sees; the full result is kept for `read_result`."""
+    topic_selection: TopicSelection = "code"
+    """Who picks the topic when the key pins none: `code` (the toolset runs `pickTopic` on a `getData` call
+    without one), `omni` (`getData` picks) or `model` (`pickTopic` is offered). See `_auto_pin`."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ToolPolicy:
@@ -66,11 +73,14 @@ class ToolPolicy:
             deny=frozenset(settings.bridge_tools_deny),
             hide_selectors=settings.bridge_hide_selectors,
             budget_tokens=settings.bridge_result_budget_tokens,
+            topic_selection=settings.bridge_topic_selection,
         )
 
     def offers(self, name: str, key: SessionKey) -> bool:
         if name in CODE_ONLY_TOOLS or name in self.deny or (self.allow and name not in self.allow):
             return False
+        if name == TOPIC_PICKER_TOOL and key.topic_name is None and self.topic_selection != "model":
+            return False  # picked from code, or by Omni's getData: not worth an LLM round trip
         pinned_by = SELECTOR_TOOLS.get(name)
         return not (self.hide_selectors and pinned_by is not None and getattr(key, pinned_by))
 
@@ -98,6 +108,11 @@ class ToolOutcome:
             "content": self.result.content,
             "is_error": self.result.is_error,
         }
+
+
+def _argument_names(schema: Mapping[str, Any] | None) -> frozenset[str]:
+    properties = (schema or {}).get("properties")
+    return frozenset(properties) if isinstance(properties, Mapping) else frozenset()
 
 
 def error_result(message: str) -> ShapedResult:
@@ -135,6 +150,9 @@ class Toolset:
         self.deadline = deadline
         """Seconds one call may take (`None`: the pool's `tool_timeout`)."""
         self._names: dict[str, str] = {}  # Claude name -> MCP name, as of the last listing
+        self._arguments: dict[str, frozenset[str]] = {}  # MCP name -> the argument names its schema declares
+        self._listed: list[Any] | None = None  # the pool's tool list the definitions below were made from
+        self._definitions: list[ClaudeTool] = []
 
     def __repr__(self) -> str:
         return f"<Toolset {self.key!r} offered={len(self._names) + len(LOCAL_TOOLS)}>"
@@ -142,12 +160,17 @@ class Toolset:
     async def definitions(self) -> list[ClaudeTool]:
         """The Claude tool definitions: Omni's offered tools in Omni's order, then the bridge's own.
 
-        The list is the same, byte for byte, while the key's tool list is, so it caches well.
+        The list is the same, byte for byte, while the key's tool list is, so it caches well. A new list each
+        time, of shared definitions: do not change them in place.
         """
         tools = await self.pool.list_tools(self.key)
-        offered = [tool for tool in tools if self.policy.offers(tool.name, self.key)]
-        definitions, self._names = claude_tools(offered, reserved=LOCAL_TOOLS)
-        return [*definitions, dict(READ_RESULT_TOOL)]
+        if tools is not self._listed:  # converted once per listing the pool hands out, not on every turn
+            self._arguments = {tool.name: _argument_names(tool.input_schema) for tool in tools}
+            offered = [tool for tool in tools if self.policy.offers(tool.name, self.key)]
+            definitions, self._names = claude_tools(offered, reserved=LOCAL_TOOLS)
+            self._definitions = [*definitions, dict(READ_RESULT_TOOL)]
+            self._listed = tools
+        return list(self._definitions)
 
     async def call(
         self, name: str, arguments: dict[str, Any] | None, *, deadline: float | None = None, call_id: str | None = None
@@ -191,6 +214,8 @@ class Toolset:
         if mcp_name is None:
             return error_result(f"There is no tool named {name!r} here. Use one of the tools you were given."), None
         deadline = deadline if deadline is not None else self.deadline
+        if mcp_name in TOPIC_TAKING_TOOLS and self._picks_topic(mcp_name, arguments):
+            arguments = await self._with_topic(mcp_name, arguments, deadline)
         try:
             result = await self.pool.call_tool(self.key, mcp_name, arguments, deadline=deadline)
         except ToolTimeout:
@@ -216,6 +241,33 @@ class Toolset:
             rerun=self._rerun(),
         )
         return shaped, result.structured_content
+
+    def _picks_topic(self, tool: str, arguments: dict[str, Any]) -> bool:
+        """Whether this call gets its topic from `pickTopic` first: `code` selection, no topic pinned or given."""
+        return (
+            self.policy.topic_selection == "code"
+            and self.key.topic_name is None
+            and not arguments.get("topicName")
+            and TOPIC_PICKER_TOOL in self._arguments
+            and TOPIC_PICKER_TOOL not in self.policy.deny  # denied: not even from code
+            and "topicName" in self._arguments.get(tool, frozenset())
+        )
+
+    async def _with_topic(self, tool: str, arguments: dict[str, Any], deadline: float | None) -> dict[str, Any]:
+        """`arguments` with the `topicName` that `pickTopic` picks for them (unchanged when it cannot pick).
+
+        `pickTopic` gets the call's own arguments that its schema declares (`prompt`, `modelId`), so it picks for
+        the same question on the same model, on the same session (an Omni that keeps the pick per session has it).
+        """
+        takes = self._arguments[TOPIC_PICKER_TOOL]
+        asked = {name: value for name, value in arguments.items() if name in takes}
+        try:
+            result = await self.pool.call_tool(self.key, TOPIC_PICKER_TOOL, asked, deadline=deadline)
+        except McpError as exc:
+            log.info("pickTopic before %s for %r failed (%s): it runs without a topic", tool, self.key, exc)
+            return arguments
+        topic = picked_topic(result)
+        return {**arguments, "topicName": topic} if topic is not None else arguments
 
     def _rerun(self) -> QueryRerun | None:
         """Runs a query again as this toolset's user (the same row-level security as the result it completes)."""

@@ -96,7 +96,8 @@ class MockApi:
 
 
 def tool_calls(served: Served) -> int:
-    return sum(served.sandbox.stats.tool_calls.values())
+    """The model's tool calls that ran (not the selectors the bridge calls from its own code: auto-pinning)."""
+    return sum(n for (_, tool), n in served.sandbox.stats.tool_calls.items() if tool not in ("pickModel", "pickTopic"))
 
 
 def errors(events: list[Event]) -> list[tuple[str, bool]]:

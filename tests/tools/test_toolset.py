@@ -53,7 +53,8 @@ def admin_id(sandbox: Sandbox) -> str:
 async def test_every_sandbox_tool_converts_to_a_definition_the_anthropic_sdk_accepts(
     sandbox: Sandbox, pool: SessionPool
 ) -> None:
-    definitions = await toolset(pool, sandbox, "alice").definitions()
+    every_selector = ToolPolicy(topic_selection="model")  # by default pickTopic is left to the bridge's code
+    definitions = await toolset(pool, sandbox, "alice", policy=every_selector).definitions()
 
     names = [d["name"] for d in definitions]
     assert names == ["pickModel", "pickTopic", "getData", "askOmni", "checkStatus", "searchOmniDocs", "read_result"]
@@ -71,7 +72,8 @@ async def test_selectors_are_hidden_when_model_and_topic_are_pinned_unless_confi
     sandbox: Sandbox, pool: SessionPool
 ) -> None:
     model_id = "6f1c2d3e-0a4b-4c5d-8e9f-1a2b3c4d5e6f"
-    pinned_model = await toolset(pool, sandbox, "alice", model_id=model_id).definitions()
+    by_model = ToolPolicy(topic_selection="model")
+    pinned_model = await toolset(pool, sandbox, "alice", policy=by_model, model_id=model_id).definitions()
     pinned_both = await toolset(pool, sandbox, "alice", model_id=model_id, topic_name="order_items").definitions()
     shown = await toolset(
         pool, sandbox, "alice", policy=ToolPolicy(hide_selectors=False), model_id=model_id, topic_name="order_items"
