@@ -18,10 +18,10 @@ import mcp_types as types
 import pytest
 
 from omni_bridge.agent import Bridge, EndUser
-from omni_bridge.config import load_settings
 from omni_bridge.sandbox._semantic import ECOMMERCE, INVENTORY
 from omni_bridge.testing import CapturedRequest, FakeAnthropic, Reply, offered_tools_in_order
 from omni_bridge.tools import listed_model_ids, picked_topic
+from tests.agent.claude_helpers import settings_for
 from tests.conftest import Served
 
 BENCH_AGENT = Path(__file__).resolve().parents[2] / "bench" / "agent.py"
@@ -44,18 +44,6 @@ RESPONDERS = {"offered-only": offered_tools_in_order(), "careful": _bench_carefu
 def clean(served: Served) -> Iterator[None]:
     served.sandbox.stats.reset()
     yield
-
-
-def settings_for(served: Served, fake_url: str, **overrides: Any) -> Any:
-    return load_settings(
-        None,
-        omni_base_url=served.url,
-        omni_api_key=served.org_key,
-        anthropic_api_key="test-key",
-        anthropic_base_url=fake_url,
-        bridge_engine="claude",
-        **overrides,
-    )
 
 
 def seeing(*models: str) -> EndUser:

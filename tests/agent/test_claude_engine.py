@@ -23,10 +23,10 @@ from omni_bridge.agent import (
     UsageReport,
     repair_transcript,
 )
-from omni_bridge.config import load_settings
 from omni_bridge.exceptions import IdentityError
 from omni_bridge.stores import SqliteStore
 from omni_bridge.testing import FakeAnthropic, ToolCall, error_reply, text_reply, tool_then_answer, tool_use_reply
+from tests.agent.claude_helpers import settings_for
 from tests.conftest import Served
 from tests.sandbox.mcp_helpers import wait_until
 
@@ -38,18 +38,6 @@ def clean(served: Served) -> Iterator[None]:
     served.sandbox.stats.reset()
     yield
     served.sandbox.set_faults(slow_tool_seconds=0.0, slow_tool_name=None)
-
-
-def settings_for(served: Served, fake_url: str, **overrides: Any) -> Any:
-    return load_settings(
-        None,
-        omni_base_url=served.url,
-        omni_api_key=served.org_key,
-        anthropic_api_key="test-key",
-        anthropic_base_url=fake_url,
-        bridge_engine="claude",
-        **overrides,
-    )
 
 
 def strategy(served: Served, auth: str) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import pytest
 from omni_bridge.agent import Bridge, FinalMessage, ToolCallFinished
 from omni_bridge.sandbox import embed_user_id
 from omni_bridge.testing import CapturedRequest, FakeAnthropic, ToolCall, text_reply, tool_use_reply
-from tests.agent.test_claude_engine import collect, settings_for
+from tests.agent.claude_helpers import settings_for
+from tests.agent.test_claude_engine import collect
 from tests.conftest import Served
 
 

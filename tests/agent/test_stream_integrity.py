@@ -35,7 +35,8 @@ from omni_bridge.testing import (
     tool_then_answer,
     tool_use_reply,
 )
-from tests.agent.test_claude_engine import collect, final_of, settings_for
+from tests.agent.claude_helpers import settings_for
+from tests.agent.test_claude_engine import collect, final_of
 from tests.cli.console_helpers import clean_env, run_cli
 from tests.conftest import Served
 from tests.server.service_helpers import data_of, read_events, running_service, wait_for_response
