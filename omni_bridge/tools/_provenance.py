@@ -59,8 +59,11 @@ class QueryProvenance(BaseModel):
         """`line()`, serialised with the rest, so every consumer shows the same words."""
         return self.line()
 
-    def line(self) -> str:
-        """The provenance as one line of text, e.g. for a console: topic, fields, filters, rows, link."""
+    def line(self, *, link: bool = True) -> str:
+        """The provenance as one line of text, e.g. for a console: topic, fields, filters, rows, link.
+
+        `link=False` leaves the link out, for a view that shows it on a line of its own.
+        """
         parts = [f"topic {self.topic}" if self.topic else self.tool]
         if self.fields:
             parts.append("fields " + ", ".join(self.fields))
@@ -70,7 +73,7 @@ class QueryProvenance(BaseModel):
         if self.access_filters:
             parts.append("your access: " + "; ".join(f"{k} {v}" for k, v in self.access_filters.items()))
         parts.append(self.rows_text())
-        if self.omni_url:
+        if self.omni_url and link:
             parts.append(self.omni_url)
         return " · ".join(parts)
 

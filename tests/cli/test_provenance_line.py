@@ -6,6 +6,7 @@ against the scripted fake Anthropic API), its stdout read back.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from tests.cli.console_helpers import clean_env, run_cli
 
 LAST_MONTH = (
     "How this was computed: topic order_items · fields order_items.total_revenue · "
-    "filters orders.created_at 2026-10-01 to 2026-10-31 · your access: customers.region West · 1 row · http"
+    "filters orders.created_at 2026-10-01 to 2026-10-31 · your access: customers.region West · 1 row"
 )
 
 
@@ -33,7 +34,11 @@ async def test_the_line_under_the_answer_names_the_period_the_filters_and_the_ro
     [how] = [line for line in lines if line.startswith("How this was computed:")]
     assert how.startswith(LAST_MONTH), how
     assert lines.index(how) > max(i for i, line in enumerate(lines) if "80,360.93" in line)  # under the answer
-
+    # The query's link is the answer's own "Open in Omni" line under it, not also the end of this one. (The fake
+    # model of the claude engine repeats the tool's text, link included, in its answer above.)
+    footer = lines[lines.index(how) + 1 :]
+    [link] = [line for line in footer if "http" in line]
+    assert how == LAST_MONTH and re.fullmatch(r"Open in Omni: http://127\.0\.0\.1:\d+/chat/[\w-]+", link), footer
 
 async def test_an_answer_without_a_query_has_no_such_line(tmp_path: Path) -> None:
     fake = FakeAnthropic(responder=tool_then_answer(ToolCall("searchOmniDocs", {"question": "what is a topic?"})))

@@ -72,13 +72,17 @@ def truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def provenance_lines(queries: Sequence[QueryProvenance]) -> list[Text]:
+def provenance_lines(queries: Sequence[QueryProvenance], *, shown_link: str | None = None) -> list[Text]:
     """How the answer was computed, one line per query behind it (usually one), e.g.
     `How this was computed: topic order_items · fields … · filters orders.created_at 2026-10-01 to 2026-10-31 · …`.
 
+    A query's link is left out when it is `shown_link`, the answer's own "Open in Omni" line: once is enough.
     A partial table's line is red: it must not read like the rest of the footer (dim).
     """
     return [
-        Text(f"How this was computed: {query.line()}", style="red" if query.cut_reason == "preview" else "dim")
+        Text(
+            f"How this was computed: {query.line(link=query.omni_url != shown_link)}",
+            style="red" if query.cut_reason == "preview" else "dim",
+        )
         for query in queries
     ]

@@ -255,7 +255,8 @@ class AnswerView:
             blocks.append([_or_nothing(result_table(columns, _chart_rows(chart[0]), styled=styled))])
         elif result is not None:
             blocks.append([_or_nothing(result_table(result.columns, result.rows, styled=styled, total=result.total))])
-        how = provenance_lines(self.provenance())
+        link = self.omni_link()
+        how = provenance_lines(self.provenance(), shown_link=link)
         if how:
             blocks.append(list(how))
         buttons = self.follow_ups()
@@ -263,7 +264,6 @@ class AnswerView:
             lines: list[RenderableType] = [Text("Follow-ups (type the number to ask):", style="bold")]
             lines += [Text(f"  {n}. {button.label}") for n, button in enumerate(buttons, 1)]
             blocks.append(lines)
-        link = self.omni_link()
         if link:
             blocks.append([Text.assemble("Open in Omni: ", (link, "underline"))])
         for block in blocks:
