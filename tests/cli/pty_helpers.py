@@ -110,9 +110,16 @@ class PtyCommand:
     def wait_for_text(self, needle: str, *, count: int = 1) -> str:
         return self.wait_for(lambda text: text.count(needle) >= count, repr(needle))
 
-    def settle(self) -> None:
-        """Read what is already on its way (a redraw in progress), until the pty is quiet for a moment."""
-        while self._read(0.3) and select.select([self.master], [], [], 0.3)[0]:
+    def settle(self, *, at_most: float = 2.0) -> None:
+        """Read what is already on its way (a redraw in progress), until the pty is quiet for a moment.
+
+        A live answer redraws its spinner ten times a second and is never quiet: `at_most` seconds end the
+        wait, so a key sent next (Ctrl-C) reaches the answer while it is still being written.
+        """
+        import time
+
+        end = time.monotonic() + at_most
+        while self._read(0.3) and select.select([self.master], [], [], 0.3)[0] and time.monotonic() < end:
             pass
 
     def close(self) -> int:

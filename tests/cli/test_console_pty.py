@@ -125,3 +125,50 @@ async def test_the_console_on_a_terminal_draws_answers_tables_charts_and_complet
     history_file = tmp_path / "chat_history"
     assert stat.S_IMODE(history_file.stat().st_mode) == 0o600
     assert "revenue by region" in history_file.read_text()
+
+
+SLOW_WORDS = "The first words arrive, " + "then the rest of this answer keeps on coming, slowly. " * 12
+"""An answer of about forty 16-character deltas, two seconds apart: still being written long after its start."""
+
+CTRL_C = "\x03"
+
+
+def stopped_then_asked_again(console: PtyCommand) -> dict[str, str]:
+    """Ctrl-C typed while an answer streams, then a second question: the screens after each."""
+    seen: dict[str, str] = {}
+    console.wait_for_text("alice@claude>")
+    console.send("tell me slowly" + ENTER)
+    console.wait_for_text("The first words")  # the answer is on the screen and still coming
+    console.send(CTRL_C)  # the key, through the pty's line discipline: SIGINT to the foreground group
+    seen["stopped"] = after(console.wait_for_text("alice@claude>", count=2), "alice@claude> tell me slowly")
+    console.send("revenue by region" + ENTER)
+    seen["next"] = after(console.wait_for_text("alice@claude>", count=3), "alice@claude> revenue by region")
+    seen["code"] = str(console.close())
+    return seen
+
+
+async def test_ctrl_c_typed_during_an_answer_stops_it_and_the_console_asks_for_the_next_question(
+    tmp_path: Path,
+) -> None:
+    def respond(request: CapturedRequest) -> Reply:
+        if "tell me slowly" in str(request.messages[-1]["content"]):
+            return text_reply(SLOW_WORDS, delay_seconds=2)
+        return analyst(request)
+
+    fake = FakeAnthropic(responder=respond)
+    async with fake.serve() as url:
+        env = clean_env(tmp_path, ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=url, TERM="xterm-256color")
+        del env["NO_COLOR"]
+        console = PtyCommand("chat", "--sandbox", env=env, cwd=tmp_path)
+        try:
+            seen = await asyncio.to_thread(stopped_then_asked_again, console)
+        finally:
+            console.kill()
+
+    assert seen["code"] == "0"
+    stopped = seen["stopped"]
+    assert "(answer stopped)" in stopped and "The first words" in stopped, stopped
+    assert stopped.count("slowly.") < 12  # cut short: the rest of the answer never came
+    output = strip_escapes(console.raw.decode(errors="replace"))
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    assert re.search(r"^West +█+ +[\d,.]+$", seen["next"], re.MULTILINE), seen["next"]  # the next answer is whole
