@@ -1,6 +1,6 @@
 """Benchmark of the first run: what `python3 dev.py run` installs and how long it takes, next to the test environment.
 
-    python3 bench/first_run.py [--later-starts 3] [--keep] [--json]
+    python3 bench/first_run.py [--later-starts 3] [--baseline REV] [--keep] [--json]
     python3 bench/first_run.py --measure VENV [--json]      # only size one existing environment
 
 Why: the README's first command should be light (the console's dependencies, not the test tools and the three
@@ -20,12 +20,18 @@ not committed is not in it), then, with no OMNI_*/ANTHROPIC_*/BRIDGE_* settings 
   directory (`OMNI_BRIDGE_VENV`), side by side with the first; the third-party npm peers `test` also installs
   are not part of it.
 
+- **baseline** (`--baseline REV`, e.g. `abc4b1b`, the last commit before `run` installed less): the same first
+  run and later starts from a fresh clone of `REV`, in a third directory, so before and after come from one run
+  on one machine.
+
 Each environment's size is the bytes of its files (`__pycache__` included: what it takes on disk once used) in
 MB (10^6), and its package count the distributions installed in it (`*.dist-info`, pip and omni-bridge
 included). pip uses its configured index as the user's would. Progress on stderr; with `--json` the last line
 printed is one JSON object (`run_env_mb`, `run_env_packages`, `test_env_mb`, `test_env_packages`,
 `first_run_seconds`, `later_start_seconds`, `later_start_cpu_seconds`, `test_env_install_seconds`,
-`run_over_test_size`, `load_average`), for a script to compare from run to run. With `--measure VENV` only
+`run_over_test_size`, `load_average`, and with `--baseline` also `baseline_rev`, `baseline_env_mb`,
+`baseline_env_packages`, `baseline_first_run_seconds`, `baseline_later_start_seconds`,
+`baseline_later_start_cpu_seconds`), for a script to compare from run to run. With `--measure VENV` only
 `VENV`'s size and package count (`env_mb`, `env_packages`).
 """
 
@@ -93,22 +99,44 @@ def _timed_run(clone: Path, env: dict[str, str]) -> tuple[float, float]:
     return seconds, cpu
 
 
-def bench(later_starts: int, keep: bool) -> dict[str, Any]:
+def _clone(source: str, into: Path, rev: str | None = None) -> Path:
+    subprocess.run(["git", "clone", "-q", source, str(into)], check=True)
+    if rev is not None:
+        subprocess.run(["git", "-C", str(into), "checkout", "-q", rev], check=True)
+    return into
+
+
+def _runs(clone: Path, env: dict[str, str], later_starts: int, label: str) -> dict[str, Any]:
+    """The first `dev.py run` of `clone` (creating its `.venv`), then `later_starts` more; figures of the lot."""
+    print(f"{label}first run: python3 dev.py run (creates and installs .venv) ...", file=sys.stderr, flush=True)
+    first, _ = _timed_run(clone, env)
+    later, later_cpu = [], []
+    for n in range(later_starts):
+        seconds, cpu = _timed_run(clone, env)
+        later.append(seconds)
+        later_cpu.append(cpu)
+        print(f"{label}later start {n + 1}: {seconds:.2f} s ({cpu:.2f} s CPU)", file=sys.stderr, flush=True)
+    mb, packages = environment_size(clone / ".venv")
+    return {
+        "env_mb": mb,
+        "env_packages": packages,
+        "first_run_seconds": round(first, 2),
+        "later_start_seconds": round(statistics.median(later), 2) if later else None,
+        "later_start_cpu_seconds": round(statistics.median(later_cpu), 2) if later else None,
+    }
+
+
+def bench(later_starts: int, keep: bool, baseline: str | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="omni-bridge-first-run-"))
     try:
-        clone = work / "clone"
-        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        run_venv, test_venv = clone / ".venv", work / "venv-test"
+        clone = _clone(str(ROOT), work / "clone")
+        test_venv = work / "venv-test"
         env = _clean_env(work / "data")
-
-        print("first run: python3 dev.py run (creates and installs .venv) ...", file=sys.stderr, flush=True)
-        first, _ = _timed_run(clone, env)
-        later, later_cpu = [], []
-        for n in range(later_starts):
-            seconds, cpu = _timed_run(clone, env)
-            later.append(seconds)
-            later_cpu.append(cpu)
-            print(f"later start {n + 1}: {seconds:.2f} s ({cpu:.2f} s CPU)", file=sys.stderr, flush=True)
+        before = None
+        if baseline is not None:  # first, so the index's caches favour the run measured after, not this one
+            old = _clone(str(ROOT), work / "baseline", baseline)
+            before = _runs(old, _clean_env(work / "baseline-data"), later_starts, f"baseline {baseline}: ")
+        after = _runs(clone, env, later_starts, "")
 
         print("test environment: dev.py's setup for `test` in a second directory ...", file=sys.stderr, flush=True)
         started = time.perf_counter()
@@ -119,35 +147,50 @@ def bench(later_starts: int, keep: bool) -> dict[str, Any]:
             check=True,
         )
         test_install = time.perf_counter() - started
-
-        run_mb, run_packages = environment_size(run_venv)
         test_mb, test_packages = environment_size(test_venv)
         if keep:
             print(f"kept: {work}", file=sys.stderr)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
-    return {
+    run_mb = after["env_mb"]
+    figures = {
         "run_env_mb": run_mb,
-        "run_env_packages": run_packages,
+        "run_env_packages": after["env_packages"],
         "test_env_mb": test_mb,
         "test_env_packages": test_packages,
-        "first_run_seconds": round(first, 2),
-        "later_start_seconds": round(statistics.median(later), 2) if later else None,
-        "later_start_cpu_seconds": round(statistics.median(later_cpu), 2) if later else None,
+        "first_run_seconds": after["first_run_seconds"],
+        "later_start_seconds": after["later_start_seconds"],
+        "later_start_cpu_seconds": after["later_start_cpu_seconds"],
         "load_average": round(os.getloadavg()[0], 1),
         "test_env_install_seconds": round(test_install, 2),
         "run_over_test_size": round(run_mb / test_mb, 3) if test_mb else None,
     }
+    if before is not None:
+        figures["baseline_rev"] = baseline
+        figures.update({f"baseline_{key}": value for key, value in before.items()})
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--later-starts", type=int, default=3, help="later starts to time (default 3)")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time a fresh clone of this commit, as the figure before (e.g. abc4b1b)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone and environments")
     parser.add_argument("--measure", type=Path, metavar="VENV", help="only size this existing environment")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, last")
     args = parser.parse_args(argv)
+
+    if args.baseline is not None:
+        known = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "-q", "--verify", f"{args.baseline}^{{commit}}"],
+            capture_output=True,
+            check=False,
+        )
+        if known.returncode != 0:
+            parser.error(f"--baseline: {args.baseline} is not a commit of this repository")
 
     figures: dict[str, Any]
     if args.measure is not None:
@@ -157,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = {"env_mb": mb, "env_packages": packages}
         print(f"{args.measure}: {mb} MB, {packages} packages")
     else:
-        figures = bench(args.later_starts, args.keep)
+        figures = bench(args.later_starts, args.keep, args.baseline)
         print(f"{'environment':<12} {'MB':>8} {'packages':>9}")
         print(f"{'run':<12} {figures['run_env_mb']:>8} {figures['run_env_packages']:>9}")
         print(f"{'test':<12} {figures['test_env_mb']:>8} {figures['test_env_packages']:>9}")
@@ -165,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"first run {figures['first_run_seconds']} s, later start {figures['later_start_seconds']} s (median)")
         print(f"later start CPU {figures['later_start_cpu_seconds']} s; load average {figures['load_average']}")
         print(f"test environment installed in {figures['test_env_install_seconds']} s")
+        if args.baseline:
+            print(
+                f"baseline {args.baseline}: {figures['baseline_env_mb']} MB, {figures['baseline_env_packages']} "
+                f"packages; first run {figures['baseline_first_run_seconds']} s, later start "
+                f"{figures['baseline_later_start_seconds']} s ({figures['baseline_later_start_cpu_seconds']} s CPU)"
+            )
     if args.json:
         print(json.dumps(figures))
     return 0

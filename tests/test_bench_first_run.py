@@ -34,3 +34,15 @@ def test_measure_names_a_missing_environment(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "nowhere is not a directory" in done.stderr
+
+
+def test_baseline_must_name_a_commit_and_nothing_is_cloned_for_a_wrong_one() -> None:
+    done = subprocess.run(
+        [sys.executable, str(FIRST_RUN), "--baseline", "no-such-commit-here", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no-such-commit-here is not a commit of this repository" in done.stderr
+    assert "first run" not in done.stderr  # refused before any clone or install

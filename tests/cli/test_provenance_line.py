@@ -40,6 +40,7 @@ async def test_the_line_under_the_answer_names_the_period_the_filters_and_the_ro
     [link] = [line for line in footer if "http" in line]
     assert how == LAST_MONTH and re.fullmatch(r"Open in Omni: http://127\.0\.0\.1:\d+/chat/[\w-]+", link), footer
 
+
 async def test_an_answer_without_a_query_has_no_such_line(tmp_path: Path) -> None:
     fake = FakeAnthropic(responder=tool_then_answer(ToolCall("searchOmniDocs", {"question": "what is a topic?"})))
     async with fake.serve() as url:
