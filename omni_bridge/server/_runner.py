@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -539,9 +540,11 @@ class ResponseRunner:
         Returns:
             False when this worker no longer holds the lease (nothing was written).
         """
-        if not (run.pending or run.parts_changed or run.progress_changed or run.conversation_changed):
+        # The final message is left for `finish`: stored with the final status in one transaction, so a follower
+        # on another worker never reads the end of a response that is still `running`.
+        events = list(itertools.takewhile(lambda event: event["type"] != "final_message", run.pending))
+        if not (events or run.parts_changed or run.progress_changed or run.conversation_changed):
             return True
-        events = list(run.pending)
         parts = run.parts.build() if run.parts_changed else None
         progress = run.progress if run.progress_changed else None
         conversation = run.conversation if run.conversation_changed else None

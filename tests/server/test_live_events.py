@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
+from omni_bridge.agent import Event
 from omni_bridge.server._live import LiveEvents
 from omni_bridge.stores import Owner, StoredEvent
 from omni_bridge.testing import (
@@ -132,6 +136,46 @@ async def test_a_follower_on_another_worker_gets_every_event_from_the_store(serv
             assert b.service.runner.running == frozenset()
         assert [kind for _seq, kind, _data in live][-2:] == ["final_message", "end"]
         assert elsewhere == live
+
+
+async def test_the_end_of_an_answer_reaches_the_store_only_with_its_final_status(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final message is written by `finish`, in the transaction that ends the response, never by the writer
+    before it: a follower on another worker that reads the end from the store finds the response ended."""
+    slow = text_reply(ANSWER, delay_seconds=0.1)
+    async with (
+        running_service(served, tmp_path, slow, worker_id="worker-a") as a,
+        running_service(served, tmp_path, worker_id="worker-b") as b,
+    ):
+        store = a.service.store
+        appended: list[str] = []
+        append = store.append
+
+        async def recording_append(response_id: str, worker_id: str, events: list[Any], **changes: Any) -> bool:
+            appended.extend(event["type"] for event in events)
+            return await append(response_id, worker_id, events, **changes)
+
+        monkeypatch.setattr(store, "append", recording_append)
+        ask = a.service.bridge.ask
+
+        async def ask_that_lingers(**question: Any) -> AsyncIterator[Event]:
+            # An engine may still await after its last event (closing a job or a session): the writer gets its
+            # turn then, with the final message queued.
+            async for event in ask(**question):
+                yield event
+            await asyncio.sleep(0.3)
+
+        monkeypatch.setattr(a.service.bridge, "ask", ask_that_lingers)
+        async with a.client() as on_a, b.client() as on_b, asyncio.timeout(30):
+            ids = data_of(await on_a.post("/v1/threads", json={"message": {"text": "how is revenue?"}}))
+            response_id = ids["response_id"]
+            elsewhere = await read_events(on_b, response_id)
+            status = data_of(await on_b.get(f"/v1/responses/{response_id}"))["status"]
+        assert [kind for _seq, kind, _data in elsewhere][-2:] == ["final_message", "end"]
+        assert status == "succeeded"
+        assert "text_delta" in appended  # the writer did write while the answer streamed
+        assert "final_message" not in appended, appended
 
 
 async def test_a_follower_that_starts_behind_what_memory_keeps_reads_the_rest_from_the_store(
