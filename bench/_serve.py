@@ -7,6 +7,7 @@ A bench script imports it as `import _serve` (a script's own folder is first on 
 - `serve(env, data_dir)`: `omni-bridge serve --port 0` on one worker, in its own process, as an async context
   manager yielding a `Server` (its `url`, `pid` and `log`); `serve_env(...)` is the environment that points it at
   the sandbox and the fake model with the `claude` engine and one service key.
+- `sandbox(logs)`: `omni-bridge sandbox --port 0` alone in its own process, yielding its URL.
 - `backends(logs)`: the Omni sandbox and the zero-latency fake Messages API (one `getData` call, then the
   answer) together in one process of their own, yielding a `Backends` (`sandbox_url`, `org_key`, `model_url`),
   so neither shares a GIL with the bridge being measured. `python bench/_serve.py backends` is that process.
@@ -46,6 +47,7 @@ __all__ = [
     "percentile",
     "print_json",
     "rss_kib",
+    "sandbox",
     "say",
     "serve",
     "serve_env",
@@ -214,6 +216,23 @@ async def serve(
     try:
         url = (await child.banner(LISTENING)).group(1)
         yield Server(url, child.pid, child.log)
+    finally:
+        await asyncio.to_thread(child.stop)
+
+
+@contextlib.asynccontextmanager
+async def sandbox(logs: Path, *, job_step_seconds: float | None = None) -> AsyncIterator[str]:
+    """`omni-bridge sandbox --port 0` in its own process, up; yields its base URL; stopped on the way out.
+
+    Its output goes to `logs/sandbox.log`. The sandbox's organization key is `SandboxConfig().org_key`.
+    """
+    argv = [*CLI, "sandbox", "--port", "0"]
+    if job_step_seconds is not None:
+        argv += ["--job-step-seconds", str(job_step_seconds)]
+    child = Child("sandbox", argv, child_env(), logs / "sandbox.log")
+    child.start()
+    try:
+        yield (await child.banner(LISTENING)).group(1)
     finally:
         await asyncio.to_thread(child.stop)
 

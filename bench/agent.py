@@ -53,11 +53,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import _serve
 import anthropic
 
 from omni_bridge.agent import Bridge
@@ -185,27 +188,6 @@ def serve_fake(min_cacheable_tokens: int) -> int:
 
 
 # --- child processes -----------------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def sandbox_process() -> AsyncIterator[str]:
-    """`omni-bridge sandbox --port 0` in a child process; yields its base URL."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "omni_bridge.cli", "sandbox", "--port", "0",
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        while True:
-            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-            if not line:
-                raise RuntimeError("the sandbox exited before it listened")
-            if match := re.search(r"listening on (http://\S+)", line):
-                break
-        yield match.group(1)
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 class FakeProcess:
@@ -428,7 +410,8 @@ def _fmt(value: float, unit: str) -> str:
 async def main(args: argparse.Namespace) -> None:
     users = [user.strip() for user in args.users.split(",") if user.strip()]
     async with contextlib.AsyncExitStack() as stack:
-        sandbox_url = await stack.enter_async_context(sandbox_process())
+        logs = stack.enter_context(tempfile.TemporaryDirectory(prefix="omni-bridge-bench-agent-"))
+        sandbox_url = await stack.enter_async_context(_serve.sandbox(Path(logs)))
         fake = await stack.enter_async_context(fake_process(args.min_cacheable_tokens))
         print(
             f"omni-bridge agent bench: {len(QUESTIONS)} questions x {args.rounds} rounds, users {', '.join(users)}; "

@@ -33,18 +33,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import _serve
 import httpx2
 
 from omni_bridge._serving import serve_asgi
@@ -73,34 +70,6 @@ def _settings(sandbox_url: str, org_key: str, fake_url: str, data_dir: Path) -> 
         bridge_service_keys=f"bench:{KEY}",
         bridge_data_dir=data_dir,
     )
-
-
-@contextlib.asynccontextmanager
-async def _serve_process(settings: Settings) -> AsyncIterator[str]:
-    """`omni-bridge serve` in its own process, configured by environment variables; yields its URL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI_", "ANTHROPIC_", "BRIDGE_"))}
-    env |= {
-        "OMNI_BASE_URL": str(settings.omni_base_url),
-        "OMNI_API_KEY": settings.omni_api_key.get_secret_value() if settings.omni_api_key else "",
-        "ANTHROPIC_API_KEY": "bench-key",
-        "ANTHROPIC_BASE_URL": str(settings.anthropic_base_url),
-        "BRIDGE_ENGINE": "claude",
-        "BRIDGE_SERVICE_KEYS": f"bench:{KEY}",
-        "BRIDGE_DATA_DIR": str(settings.bridge_data_dir),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "omni_bridge.cli", "serve", "--port", "0",
-        env=env, stdout=subprocess.PIPE, cwd=settings.bridge_data_dir,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        first = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        if "listening on " not in first:
-            raise RuntimeError(f"the service did not start: {first!r}")
-        yield first.split("listening on ")[1].split(" ")[0]
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def _answer_over_http(client: httpx2.AsyncClient, *, sse: bool) -> dict[str, Any]:
@@ -162,7 +131,16 @@ async def _hammer(url: str, path: str, *, clients: int, seconds: float) -> tuple
 
 
 async def bench_polls(settings: Settings, figures: dict[str, float], *, clients: int, seconds: float) -> None:
-    async with _serve_process(settings) as url:
+    assert settings.omni_api_key is not None
+    env = _serve.serve_env(
+        sandbox_url=str(settings.omni_base_url),
+        org_key=settings.omni_api_key.get_secret_value(),
+        model_url=str(settings.anthropic_base_url),
+        service_key=KEY,
+        data_dir=settings.bridge_data_dir,
+    )
+    async with _serve.serve(env, settings.bridge_data_dir) as server:
+        url = server.url
         async with httpx2.AsyncClient(base_url=url, headers=HEADERS, timeout=30) as client:
             response_id = await _finished_response(client)
         print(f"1. GET requests to one worker (its own process), {clients} keep-alive clients, {seconds:g} s each")

@@ -22,17 +22,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import re
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
+from _serve import percentile, print_json, rss_kib, sandbox, say
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -52,37 +51,6 @@ ORG_KEY = SandboxConfig().org_key
 REGIONS = ("West", "East", "Central", "South")
 
 
-@contextlib.asynccontextmanager
-async def sandbox_process() -> AsyncIterator[str]:
-    """`omni-bridge sandbox --port 0` in a child process; yields its base URL."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "omni_bridge.cli", "sandbox", "--port", "0", "--job-step-seconds", "0.05",
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        while True:
-            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-            if not line:
-                raise RuntimeError("the sandbox exited before it listened")
-            if match := re.search(r"listening on (http://\S+)", line):
-                break
-        yield match.group(1)
-    finally:
-        process.terminate()
-        await process.wait()
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def timed(call: Callable[[], Awaitable[Any]], n: int) -> list[float]:
     samples = []
     for _ in range(n):
@@ -97,10 +65,6 @@ async def handshakes(http: httpx2.AsyncClient) -> int:
     return int(sum(stats["sessionsOpened"].values()))
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 async def in_batches(items: list[Any], work: Callable[[int, Any], Awaitable[Any]], what: str) -> list[Any]:
     """`work(n, item)` for every item, 20 at a time, results in order; progress on stderr for long runs."""
     done: list[Any] = []
@@ -108,7 +72,7 @@ async def in_batches(items: list[Any], work: Callable[[int, Any], Awaitable[Any]
         batch = items[start : start + 20]
         done += await asyncio.gather(*[work(start + n, item) for n, item in enumerate(batch)])
         if len(items) > 1000 and (len(done) % 1000 < 20 or len(done) == len(items)):
-            progress(f"  {what}: {len(done)}/{len(items)}")
+            say(f"  {what}: {len(done)}/{len(items)}")
     return done
 
 
@@ -130,9 +94,16 @@ def raw_client(base: str, user_id: str, mode: str) -> Client:
 
 
 async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="omni-bridge-bench-pool-") as logs:
+        async with sandbox(Path(logs), job_step_seconds=0.05) as base:
+            await measure(args, base)
+
+
+async def measure(args: argparse.Namespace, base: str) -> None:
+    """Every figure, against the sandbox at `base`; printed as a table, then (`--json`) as one object."""
     mode = {"modern": "2026-07-28"}.get(args.protocol, args.protocol)
     figures: dict[str, float] = {}
-    async with sandbox_process() as base, httpx2.AsyncClient(base_url=base) as admin:
+    async with httpx2.AsyncClient(base_url=base) as admin:
         print(f"sandbox {base} (separate process); protocol {args.protocol}; {os.cpu_count()} cores")
         async with OmniRestClient(base, ORG_KEY) as rest:
             users = await make_users(rest, max(*args.identities, 50) + 20)
@@ -213,13 +184,13 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 keys = [SessionKey(base + MCP_PATH, i) for i in ids[:count]]
                 await pool.call_tool(keys[0], "pickModel", {})
-                before_kib = rss_kib()
+                before_kib = rss_kib(os.getpid())
 
                 for opened, key in enumerate(keys[1:], start=2):  # one at a time: no transient peak in the figure
                     await pool.call_tool(key, "pickModel", {})
                     if count > 1000 and opened % 1000 == 0:
-                        progress(f"  sessions opened: {opened}/{count}")
-                per_session = (rss_kib() - before_kib) / (len(keys) - 1)
+                        say(f"  sessions opened: {opened}/{count}")
+                per_session = (rss_kib(os.getpid()) - before_kib) / (len(keys) - 1)
                 print(f"  {len(keys):6d} sessions open                  {per_session:8.1f}")
                 figures[f"rss_kib_per_session_{count}"] = per_session
                 if n == 0:
@@ -246,7 +217,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  raw: 50 clients, each opened for it   {raw_rate:8.0f}")
         figures |= {"pooled_calls_per_s": pooled, "raw_calls_per_s": raw_rate}
     if args.json:
-        print(json.dumps(figures))
+        print_json(figures)
 
 
 if __name__ == "__main__":
