@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +84,23 @@ def drive(console: PtyCommand) -> dict[str, str]:
     return seen
 
 
-async def test_the_console_on_a_terminal_draws_answers_tables_charts_and_completes_input(tmp_path: Path) -> None:
-    fake = FakeAnthropic(responder=analyst)
+async def chat_on_a_terminal(
+    tmp_path: Path, responder: Callable[[CapturedRequest], Reply], steps: Callable[[PtyCommand], dict[str, str]]
+) -> tuple[PtyCommand, dict[str, str]]:
+    """`chat --sandbox` (claude engine, on the fake answering with `responder`) on a colour pty, driven by `steps`."""
+    fake = FakeAnthropic(responder=responder)
     async with fake.serve() as url:
         env = clean_env(tmp_path, ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=url, TERM="xterm-256color")
         del env["NO_COLOR"]
         console = PtyCommand("chat", "--sandbox", env=env, cwd=tmp_path)
         try:
-            seen = await asyncio.to_thread(drive, console)
+            return console, await asyncio.to_thread(steps, console)
         finally:
             console.kill()
+
+
+async def test_the_console_on_a_terminal_draws_answers_tables_charts_and_completes_input(tmp_path: Path) -> None:
+    console, seen = await chat_on_a_terminal(tmp_path, analyst, drive)
     (tmp_path / "pty-capture.txt").write_text(strip_escapes(console.raw.decode(errors="replace")))
 
     assert seen["code"] == "0"
@@ -155,15 +163,7 @@ async def test_ctrl_c_typed_during_an_answer_stops_it_and_the_console_asks_for_t
             return text_reply(SLOW_WORDS, delay_seconds=2)
         return analyst(request)
 
-    fake = FakeAnthropic(responder=respond)
-    async with fake.serve() as url:
-        env = clean_env(tmp_path, ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=url, TERM="xterm-256color")
-        del env["NO_COLOR"]
-        console = PtyCommand("chat", "--sandbox", env=env, cwd=tmp_path)
-        try:
-            seen = await asyncio.to_thread(stopped_then_asked_again, console)
-        finally:
-            console.kill()
+    console, seen = await chat_on_a_terminal(tmp_path, respond, stopped_then_asked_again)
 
     assert seen["code"] == "0"
     stopped = seen["stopped"]
