@@ -122,9 +122,9 @@ class PtyCommand:
         while self._read(0.3) and select.select([self.master], [], [], 0.3)[0] and time.monotonic() < end:
             pass
 
-    def close(self) -> int:
-        """Ctrl-D at the prompt (the command leaves), then its exit code."""
-        self.send("\x04")
+    def close(self, key: str = "\x04") -> int:
+        """`key` at the prompt (Ctrl-D; Ctrl-C also leaves), then the command's exit code once it has left."""
+        self.send(key)
         while self._read(0.2):  # drain, so the command never blocks writing its last lines
             if self.process.poll() is not None:
                 break

@@ -142,7 +142,7 @@ CTRL_C = "\x03"
 
 
 def stopped_then_asked_again(console: PtyCommand) -> dict[str, str]:
-    """Ctrl-C typed while an answer streams, then a second question: the screens after each."""
+    """Ctrl-C typed while an answer streams, then a second question, then Ctrl-C at the prompt: the screens."""
     seen: dict[str, str] = {}
     console.wait_for_text("alice@claude>")
     console.send("tell me slowly" + ENTER)
@@ -151,7 +151,7 @@ def stopped_then_asked_again(console: PtyCommand) -> dict[str, str]:
     seen["stopped"] = after(console.wait_for_text("alice@claude>", count=2), "alice@claude> tell me slowly")
     console.send("revenue by region" + ENTER)
     seen["next"] = after(console.wait_for_text("alice@claude>", count=3), "alice@claude> revenue by region")
-    seen["code"] = str(console.close())
+    seen["code"] = str(console.close(CTRL_C))  # at the prompt, Ctrl-C leaves
     return seen
 
 
