@@ -33,7 +33,11 @@ def _bench_careful_model() -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up while being built
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(BENCH_AGENT.parent))  # as when run as a script: it imports `_serve` from its folder
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH_AGENT.parent))
     return module.careful_model
 
 
