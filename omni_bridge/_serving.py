@@ -5,6 +5,9 @@ for the port) and created with `IPPROTO_TCP`: asyncio sets `TCP_NODELAY` on acce
 sockets, and without it every response waits ~40 ms for the client's delayed ACK. A port that cannot be had
 (busy, out of range, not allowed) is a `ConfigError` naming the address, which the CLI prints as one line.
 
+Asked to exit, uvicorn's own loop notices within 0.1 s (it polls `should_exit`); `PromptServer` is woken at
+once instead, which takes 50 ms on average off every stop: the console's exit, and each server a test starts.
+
 uvicorn is told not to configure logging (`log_config=None`): its loggers (`uvicorn.*`) then follow whatever
 the process set up, e.g. the CLI's `--log-level`, instead of being reset each time a server starts.
 """
@@ -24,7 +27,7 @@ from starlette.types import ASGIApp
 
 from omni_bridge.exceptions import ConfigError
 
-__all__ = ["ExitHookServer", "bind", "serve_asgi", "serve_asgi_in_thread"]
+__all__ = ["ExitHookServer", "PromptServer", "bind", "serve_asgi", "serve_asgi_in_thread"]
 
 _START_TIMEOUT = 30.0
 
@@ -51,8 +54,43 @@ def _shown(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-class ExitHookServer(uvicorn.Server):
-    """uvicorn's server, calling `before_exit` on its loop first when a signal (Ctrl-C, SIGTERM) asks it to exit.
+class PromptServer(uvicorn.Server):
+    """uvicorn's server, which starts shutting down as soon as `exit_soon()` is called, from any thread.
+
+    Its main loop is uvicorn's, with the 0.1 s sleep between ticks made a wait that `exit_soon` ends early;
+    the ticks (`on_tick`: the Date header, `limit_max_requests`) run as before.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken = asyncio.Event()  # bound to the serving loop on its first wait
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets=sockets)
+
+    def exit_soon(self) -> None:
+        """Ask the server to shut down, and wake its loop to do it now (safe from any thread)."""
+        self.should_exit = True
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server is over already
+                loop.call_soon_threadsafe(self._woken.set)
+
+    async def main_loop(self) -> None:
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864_000
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await self._woken.wait()
+            should_exit = await self.on_tick(counter)
+
+
+class ExitHookServer(PromptServer):
+    """A `PromptServer` calling `before_exit` on its loop first when a signal (Ctrl-C, SIGTERM) asks it to exit.
 
     The hook runs before uvicorn waits for open connections, so whatever holds them open (event streams, say)
     can end them and the process exits promptly.
@@ -61,17 +99,13 @@ class ExitHookServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, before_exit: Callable[[], object]) -> None:
         super().__init__(config)
         self._before_exit = before_exit
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().serve(sockets=sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._loop is not None and not self._loop.is_closed():
             # A signal handler runs between two bytecodes of the loop's thread: hand the work to the loop.
             self._loop.call_soon_threadsafe(self._before_exit)
         super().handle_exit(sig, frame)
+        self.exit_soon()
 
 
 def _bind(host: str, port: int) -> tuple[socket.socket, str]:
@@ -79,8 +113,8 @@ def _bind(host: str, port: int) -> tuple[socket.socket, str]:
     return sock, f"http://{_shown(host)}:{sock.getsockname()[1]}"
 
 
-def _server(app: ASGIApp) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+def _server(app: ASGIApp) -> PromptServer:
+    return PromptServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
 
 
 @contextlib.asynccontextmanager
@@ -98,7 +132,7 @@ async def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> As
                 await asyncio.sleep(0.01)
         yield url
     finally:
-        server.should_exit = True
+        server.exit_soon()
         await task
         sock.close()
 
@@ -118,6 +152,6 @@ def serve_asgi_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -
             time.sleep(0.01)
         yield url
     finally:
-        server.should_exit = True
+        server.exit_soon()
         thread.join(timeout=_START_TIMEOUT)
         sock.close()
