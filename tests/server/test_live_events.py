@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from omni_bridge.agent import Event
@@ -71,6 +72,18 @@ async def _stored(running: Any, response_id: str) -> list[StoredEvent]:
     return list(events)
 
 
+async def _ask(client: httpx2.AsyncClient) -> tuple[str, str]:
+    """Start a thread with a question; its response's id and the path of its events."""
+    ids = data_of(await client.post("/v1/threads", json={"message": {"text": "revenue by region"}}))
+    return ids["response_id"], f"/v1/responses/{ids['response_id']}/events"
+
+
+async def _follow(client: httpx2.AsyncClient, path: str, done: Callable[[list[Frame]], bool]) -> list[Frame]:
+    """Follow the events at `path` until `done(frames)` holds."""
+    async with client.stream("GET", path) as stream:
+        return await _frames_until(stream.aiter_lines(), done)
+
+
 async def test_a_follower_and_a_poller_on_the_running_worker_see_the_answer_before_the_store_does(
     served: Served, tmp_path: Path
 ) -> None:
@@ -86,12 +99,8 @@ async def test_a_follower_and_a_poller_on_the_running_worker_see_the_answer_befo
         fakes.append(running.fake)
         running.service.runner.flush_seconds = 3600.0
         async with running.client() as alice, asyncio.timeout(20):
-            ids = data_of(await alice.post("/v1/threads", json={"message": {"text": "revenue by region"}}))
-            response_id = ids["response_id"]
-            path = f"/v1/responses/{response_id}/events"
-
-            async with alice.stream("GET", path) as stream:
-                seen = await _frames_until(stream.aiter_lines(), lambda f: "".join(_text_deltas(f)).endswith(SO_FAR))
+            response_id, path = await _ask(alice)
+            seen = await _follow(alice, path, lambda f: "".join(_text_deltas(f)).endswith(SO_FAR))
             # The writer wrote its first batch at once, then waits an hour: the answer's deltas are not stored.
             stored = await _stored(running, response_id)
             assert max((e.seq for e in stored), default=0) < max(seq for seq, _kind, _data in seen if seq)
@@ -185,18 +194,14 @@ async def test_a_follower_that_starts_behind_what_memory_keeps_reads_the_rest_fr
         running.fake.add_fault(STALL_AFTER_THREE_DELTAS)
         running.service.runner.live_keep = 1
         async with running.client() as alice, asyncio.timeout(20):
-            ids = data_of(await alice.post("/v1/threads", json={"message": {"text": "revenue by region"}}))
-            response_id = ids["response_id"]
-            path = f"/v1/responses/{response_id}/events"
-            async with alice.stream("GET", path) as stream:
-                first = await _frames_until(stream.aiter_lines(), lambda f: "".join(_text_deltas(f)) == SO_FAR)
+            response_id, path = await _ask(alice)
+            first = await _follow(alice, path, lambda f: "".join(_text_deltas(f)) == SO_FAR)
             # Wait until the writer has stored them all (it writes every 50 ms): memory then keeps only one.
             live = running.service.runner.live(ALICE, response_id)
             assert live is not None
             await wait_until(lambda: live.written_seq == live.last_seq)
             assert live.after(0) is None
-            async with alice.stream("GET", path) as stream:
-                again = await _frames_until(stream.aiter_lines(), lambda f: len(f) == len(first))
+            again = await _follow(alice, path, lambda f: len(f) == len(first))
             assert again == first
             await alice.post(f"/v1/responses/{response_id}/cancel")
 

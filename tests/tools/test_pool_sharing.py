@@ -22,9 +22,7 @@ from omni_bridge.tools import SessionKey, SessionPool
 from omni_bridge.tools._acting_session import MissingSessionIdentity, SessionIdentity, acting_as, shared_mcp_client
 from omni_bridge.tools._session_transport import _ForgetfulReadStream
 from tests.tools.http_faults import FaultyTransport
-from tests.tools.test_pool import auth_options, key_for, regions_in
-
-REGIONS = ("West", "East", "Central", "South")
+from tests.tools.test_pool import REGIONS, auth_options, key_for, regions_in
 
 
 @pytest.fixture(scope="module")
